@@ -1,0 +1,187 @@
+"""The `mmsearch` command line. Domain errors become one-line messages here, never tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from mmsearch.errors import MMSearchError
+from mmsearch.settings import Settings
+
+
+def _friendly(fn: Callable) -> Callable:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MMSearchError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: everything committed so far is kept; run the same command to resume",
+                       err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _service(ctx: click.Context):
+    from mmsearch.service import MMSearch
+
+    return MMSearch(ctx.obj["settings"])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="MMSEARCH_DATA_DIR",
+              help="Library folder (default: your user data folder).")
+@click.option("--model", envvar="MMSEARCH_MODEL", help="open_clip model name, or a folder with open_clip_config.json.")
+@click.option("--pretrained", envvar="MMSEARCH_PRETRAINED", help="Pretrained tag, weights file, or 'random'.")
+@click.option("--offline", is_flag=True, default=None, help="Never download; use local weights only.")
+@click.option("--device", envvar="MMSEARCH_DEVICE", help="cpu, cuda, mps or auto.")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None, model: str | None, pretrained: str | None,
+        offline: bool | None, device: str | None) -> None:
+    """Search photo libraries by text or by image."""
+    overrides = {k: v for k, v in dict(data_dir=data_dir, model=model, pretrained=pretrained,
+                                        offline=offline, device=device).items() if v is not None}
+    if offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    ctx.obj = {"settings": Settings(**overrides)}
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+@_friendly
+def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool) -> None:
+    """Index (or update) the images under PATHS."""
+    from tqdm import tqdm
+
+    svc = _service(ctx)
+    bar = tqdm(total=0, unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+
+    def on_progress(p) -> None:
+        if p.message:
+            tqdm.write(p.message, file=sys.stderr)
+            bar.reset(total=p.total)
+        bar.n = p.done
+        bar.set_postfix(skipped=p.skipped, refresh=False)
+        bar.refresh()
+
+    def on_skip(path: str, reason: str) -> None:
+        tqdm.write(f"skipped {path}: {reason}", file=sys.stderr)
+
+    report = svc.index(paths, on_progress, on_skip)
+    bar.close()
+    click.echo(report.summary(), err=True)
+    if svc.maintain_index():
+        click.echo("ANN index built/refreshed", err=True)
+
+
+@cli.command()
+@click.argument("query", required=False)
+@click.option("--image", "image", type=click.Path(path_type=Path), help="Search by this image.")
+@click.option("--like", "like", help="More like this indexed file.")
+@click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=None, help="Number of results.")
+@click.option("--plain", is_flag=True, help="A readable table instead of JSON lines.")
+@click.option("--paths-only", is_flag=True, help="One path per line.")
+@click.pass_context
+@_friendly
+def search(ctx: click.Context, query: str | None, image: Path | None, like: str | None, k: int | None,
+           plain: bool, paths_only: bool) -> None:
+    """Search by text QUERY, by --image, or --like an indexed file."""
+    given = [x for x in (query, image, like) if x]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of: a text QUERY, --image PATH, --like PATH")
+    svc = _service(ctx)
+    if image:
+        hits = svc.search_image(image, k)
+    elif like:
+        hits = svc.more_like_this(os.path.abspath(like), k)
+    else:
+        hits = svc.search_text(query or "", k)
+    for line in _format(hits, plain, paths_only):
+        click.echo(line)
+
+
+def _format(hits: list, plain: bool, paths_only: bool) -> list[str]:
+    if paths_only:
+        return [h.path for h in hits]
+    if plain:
+        if not hits:
+            return ["no results"]
+        lines = [f"{'#':>3}  {'score':>6}  {'size':>11}  path"]
+        lines += [f"{i:>3}  {h.score:6.3f}  {f'{h.width}x{h.height}':>11}  {h.path}" for i, h in enumerate(hits, 1)]
+        return lines
+    return [json.dumps(h.to_dict()) for h in hits]
+
+
+@cli.command()
+@click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
+@click.option("--port", type=int, default=None)
+@click.option("--share", is_flag=True, help="Open a public Gradio share link (off by default).")
+@click.pass_context
+@_friendly
+def serve(ctx: click.Context, host: str | None, port: int | None, share: bool) -> None:
+    """Run the web app."""
+    from mmsearch.ui.app import launch
+
+    settings: Settings = ctx.obj["settings"]
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    if share or settings.host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo("warning: the app will be reachable from other machines", err=True)
+    launch(settings, share=share)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_friendly
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Rows per table, model, and size on disk."""
+    st = _service(ctx).status()
+    if as_json:
+        click.echo(json.dumps(st, indent=2))
+        return
+    click.echo(f"library: {st['data_dir']} ({st['size_bytes'] / 1e6:.1f} MB on disk)")
+    click.echo(f"roots:   {', '.join(st['roots']) or '(none)'}")
+    for t in st["tables"]:
+        click.echo(f"  {t['modality']:<6} {t['rows']:>8} rows  {t['encoder']} {t['model']} ({t['weights']}, {t['dim']}-d)")
+
+
+@cli.command()
+@click.option("--all", "include_all", is_flag=True, help="Every open_clip pretrained pair, not just the curated list.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_friendly
+def models(ctx: click.Context, include_all: bool, as_json: bool) -> None:
+    """Known models and whether their weights are present locally."""
+    from mmsearch.catalog import known_models
+
+    settings: Settings = ctx.obj["settings"]
+    rows = known_models(settings.models_dir, include_all)
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps(r.to_dict()))
+        return
+    for r in rows:
+        mark = "local" if r.local else "-"
+        dim = str(r.dim or "?")
+        click.echo(f"{r.model:<28} {r.pretrained:<22} {dim:>5}  {mark:<6} {r.note}")
+
+
+def main() -> None:
+    cli(prog_name="mmsearch")
+
+
+if __name__ == "__main__":
+    main()

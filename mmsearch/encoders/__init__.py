@@ -1,0 +1,9 @@
+"""Encoders turn media and text into vectors of one embedding space each."""
+
+from mmsearch.encoders.base import EmbeddingSpace, Encoder, Modality
+from mmsearch.encoders.registry import create_encoder, encoder_names, register
+
+# Importing the module registers the built-in encoders.
+from mmsearch.encoders import openclip as _openclip  # noqa: F401,E402
+
+__all__ = ["EmbeddingSpace", "Encoder", "Modality", "create_encoder", "encoder_names", "register"]

@@ -1,0 +1,44 @@
+"""Domain errors. Core code raises these; only the CLI and UI translate them for people."""
+
+from __future__ import annotations
+
+
+class MMSearchError(Exception):
+    """Base class: every message says what went wrong and what to do about it."""
+
+
+class UnknownModel(MMSearchError):
+    pass
+
+
+class WeightsNotFound(MMSearchError):
+    pass
+
+
+class LibraryNotFound(MMSearchError):
+    pass
+
+
+class SpaceMismatch(MMSearchError):
+    """A table would mix vectors of two embedding spaces."""
+
+
+class EmptyQuery(MMSearchError):
+    pass
+
+
+class BadQuery(MMSearchError):
+    pass
+
+
+class BadMedia(MMSearchError):
+    """One input file cannot be used; ingestion skips it and goes on."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class LibraryBusy(MMSearchError):
+    pass

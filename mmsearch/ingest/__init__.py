@@ -1,0 +1,5 @@
+"""Indexing folders into the library: plan what changed, embed only that, commit in batches."""
+
+from mmsearch.ingest.indexer import Indexer, IndexReport, Progress
+
+__all__ = ["Indexer", "IndexReport", "Progress"]

@@ -1,0 +1,1 @@
+"""Finding and decoding media files."""

@@ -1,0 +1,58 @@
+"""Walking folders: every supported file once, no symlink loops, errors reported not raised."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from mmsearch.media.images import supported_extensions
+
+OnError = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # absolute
+    size: int
+    mtime_ns: int
+
+
+def iter_media_files(root: Path, on_error: OnError | None = None) -> Iterator[FileEntry]:
+    """Yield supported files under root (or root itself if it is a file), sorted per folder."""
+    exts = supported_extensions()
+    report = on_error or (lambda path, reason: None)
+    root = Path(os.path.abspath(root))
+    if root.is_file():
+        st = root.stat()
+        if root.suffix.lower() in exts:
+            yield FileEntry(str(root), st.st_size, st.st_mtime_ns)
+        return
+    seen_dirs: set[tuple[int, int]] = set()
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen_dirs:
+                continue
+            seen_dirs.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            report(folder, f"cannot read folder ({exc.strerror or exc})")
+            continue
+        subdirs = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.path)
+                elif os.path.splitext(entry.name)[1].lower() in exts and entry.is_file():
+                    st = entry.stat()
+                    yield FileEntry(entry.path, st.st_size, st.st_mtime_ns)
+            except OSError as exc:
+                report(entry.path, f"cannot stat ({exc.strerror or exc})")
+        stack.extend(reversed(subdirs))

@@ -1,0 +1,48 @@
+"""Exact cosine search over an in-memory copy of a table's vectors.
+
+LanceDB's flat scan took ~310 ms per query at 100k x 512 here while a numpy matrix-vector product
+took ~26 ms, so below the ANN threshold we keep the vectors in memory and refresh them whenever the
+table's version changes.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pyarrow as pa
+
+from mmsearch.store.table import SpaceTable
+
+
+class ExactIndex:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version: int | None = None
+        self._matrix = np.zeros((0, 0), dtype=np.float32)
+        self._meta: pa.Table | None = None
+
+    def _refresh(self, table: SpaceTable) -> None:
+        version = table.version
+        if version == self._version:
+            return
+        metas, mats = [], []
+        for batch, vectors in table.iter_vectors():
+            metas.append(batch.drop_columns(["vector"]))
+            mats.append(vectors)
+        self._meta = pa.Table.from_batches(metas) if metas else None
+        self._matrix = np.ascontiguousarray(np.concatenate(mats)) if mats else np.zeros((0, table.space.dim), np.float32)
+        self._version = version
+
+    def search(self, table: SpaceTable, query: np.ndarray, k: int) -> list[tuple[dict, float]]:
+        with self._lock:
+            self._refresh(table)
+            matrix, meta = self._matrix, self._meta
+        if meta is None or len(matrix) == 0:
+            return []
+        scores = matrix @ query.astype(np.float32).reshape(-1)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        rows = meta.take(pa.array(top)).to_pylist()
+        return list(zip(rows, scores[top].tolist()))

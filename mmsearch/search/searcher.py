@@ -1,0 +1,107 @@
+"""Text, image and more-like-this queries over the image table of the encoder's space."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mmsearch.encoders.base import Encoder
+from mmsearch.errors import BadMedia, BadQuery, EmptyQuery, LibraryNotFound, SpaceMismatch
+from mmsearch.media.images import decode_image
+from mmsearch.search.exact import ExactIndex
+from mmsearch.search.results import SearchResult
+from mmsearch.store.library import Library
+from mmsearch.store.table import SpaceTable
+
+MAX_K = 1000
+
+
+class Searcher:
+    """Receives a library and an encoder; never builds them."""
+
+    def __init__(self, library: Library, encoder: Encoder, ann_threshold: int = 150_000,
+                 max_pixels: int = 178_956_970) -> None:
+        self.library = library
+        self.encoder = encoder
+        self.ann_threshold = ann_threshold
+        self.max_pixels = max_pixels
+        self._exact = ExactIndex()
+        self._ann_lock = threading.Lock()
+
+    def table(self) -> SpaceTable:
+        space = self.encoder.space
+        table = self.library.table("image", space)
+        if table is not None:
+            return table
+        others = self.library.spaces("image")
+        if not others:
+            raise LibraryNotFound(f"the library at {self.library.data_dir} has no images yet; index a folder first")
+        have = "; ".join(s.describe() for s in others)
+        raise SpaceMismatch(
+            f"this library was indexed with {have}, not {space.describe()}. Search with the model it was "
+            f"built with (--model/--pretrained), or run `mmsearch index` with the new model to embed the "
+            f"library again in its own table (the existing table is kept)"
+        )
+
+    # -- queries --------------------------------------------------------------------------------
+    def by_text(self, text: str, k: int = 12) -> list[SearchResult]:
+        text = (text or "").strip()
+        if not text:
+            raise EmptyQuery("the query is empty: type some words to search for")
+        table = self.table()
+        return self.by_vector(table, self.encoder.encode_text([text])[0], k)
+
+    def by_image(self, image: Image.Image | str | Path, k: int = 12) -> list[SearchResult]:
+        table = self.table()
+        if not isinstance(image, Image.Image):
+            image = self._read_image(Path(image))
+        tensor = self.encoder.preprocess_image(image.convert("RGB"))
+        return self.by_vector(table, self.encoder.encode_images([tensor])[0], k)
+
+    def like(self, path: str, k: int = 12) -> list[SearchResult]:
+        """More like this: reuse the stored vector of an indexed file, skip the file itself."""
+        table = self.table()
+        row = table.rows_for_paths([path], with_vector=True).get(path)
+        if row is None:
+            raise BadQuery(f"{path} is not in the library; index its folder first or upload it as an image query")
+        hits = self.by_vector(table, np.asarray(row["vector"], np.float32), k + 1)
+        return [h for h in hits if h.path != path][:k]
+
+    def by_vector(self, table: SpaceTable, vector: np.ndarray, k: int) -> list[SearchResult]:
+        if not 1 <= k <= MAX_K:
+            raise BadQuery(f"k must be between 1 and {MAX_K}, got {k}")
+        if table.count() >= self.ann_threshold and table.has_ann_index():
+            arrow = table.ann_search(vector, k)
+            rows = arrow.to_pylist()
+            return [SearchResult.from_row(r, 1.0 - r["_distance"]) for r in rows]
+        return [SearchResult.from_row(r, s) for r, s in self._exact.search(table, vector, k)]
+
+    # -- maintenance ----------------------------------------------------------------------------
+    def maintain_ann_index(self) -> bool:
+        """Build or refresh the ANN index once the table passes the threshold. Safe to run in a thread."""
+        if not self._ann_lock.acquire(blocking=False):
+            return False
+        try:
+            table = self.table()
+            if table.count() < self.ann_threshold:
+                return False
+            if table.has_ann_index():
+                table.optimize()  # folds new rows into the existing index
+            else:
+                table.build_ann_index()
+            return True
+        finally:
+            self._ann_lock.release()
+
+    def _read_image(self, path: Path) -> Image.Image:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise BadQuery(f"cannot read query image {path}: {exc.strerror or exc}") from None
+        try:
+            return decode_image(data, str(path), self.max_pixels).image
+        except BadMedia as bad:
+            raise BadQuery(f"query image {bad}") from None

@@ -1,0 +1,88 @@
+"""Wires settings, encoder, library, indexer and searcher together for the CLI and the UI."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Iterable
+
+from PIL import Image
+
+from mmsearch.encoders import Encoder, create_encoder
+from mmsearch.ingest import Indexer, IndexReport
+from mmsearch.ingest.indexer import ProgressFn, SkipFn
+from mmsearch.search import SearchResult, Searcher
+from mmsearch.settings import Settings
+from mmsearch.store import Library
+from mmsearch.store.table import space_of
+
+
+def encoder_from_settings(settings: Settings) -> Encoder:
+    return create_encoder(
+        settings.encoder,
+        model=settings.model,
+        pretrained=settings.pretrained,
+        models_dir=str(settings.models_dir),
+        offline=settings.is_offline,
+        device=settings.device,
+    )
+
+
+class MMSearch:
+    def __init__(self, settings: Settings, encoder: Encoder | None = None) -> None:
+        self.settings = settings
+        self.encoder = encoder or encoder_from_settings(settings)
+        self._library: Library | None = None
+        self._searcher: Searcher | None = None
+        self._lock = threading.Lock()
+
+    def library(self, create: bool = False) -> Library:
+        with self._lock:
+            if self._library is None:
+                self._library = Library(self.settings.data_dir, create=create)
+            return self._library
+
+    @property
+    def searcher(self) -> Searcher:
+        if self._searcher is None:
+            self._searcher = Searcher(
+                self.library(), self.encoder, self.settings.ann_threshold, self.settings.max_image_pixels
+            )
+        return self._searcher
+
+    def index(
+        self, roots: Iterable[str | Path], on_progress: ProgressFn | None = None, on_skip: SkipFn | None = None
+    ) -> IndexReport:
+        s = self.settings
+        indexer = Indexer(self.library(create=True), self.encoder, s.batch_size, s.workers, s.commit_every,
+                          s.max_image_pixels)
+        return indexer.index(roots, on_progress, on_skip)
+
+    def maintain_index(self, background: bool = False) -> threading.Thread | bool:
+        if background:
+            t = threading.Thread(target=self.searcher.maintain_ann_index, name="mmsearch-ann", daemon=True)
+            t.start()
+            return t
+        return self.searcher.maintain_ann_index()
+
+    def search_text(self, text: str, k: int | None = None) -> list[SearchResult]:
+        return self.searcher.by_text(text, k or self.settings.default_k)
+
+    def search_image(self, image: Image.Image | str | Path, k: int | None = None) -> list[SearchResult]:
+        return self.searcher.by_image(image, k or self.settings.default_k)
+
+    def more_like_this(self, path: str, k: int | None = None) -> list[SearchResult]:
+        return self.searcher.like(path, k or self.settings.default_k)
+
+    def status(self) -> dict:
+        lib = self.library()
+        tables = []
+        for name in lib.table_names():
+            tbl = lib.db.open_table(name)
+            found = space_of(tbl.schema)
+            if found:
+                modality, space = found
+                tables.append({"table": name, "modality": modality, "rows": tbl.count_rows(),
+                               **space.metadata()})
+        return {"data_dir": str(lib.data_dir), "roots": lib.roots, "tables": tables,
+                "size_bytes": lib.size_on_disk()}

@@ -1,0 +1,43 @@
+"""Typed settings read from the environment (prefix ``MMSEARCH_``), overridable by CLI flags."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from platformdirs import user_data_path
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_LIBRARY = PROJECT_ROOT / "assets" / "samples"
+
+
+def _default_models_dir() -> Path:
+    # A checkout keeps weights next to the code in models/; an installed package uses the data dir.
+    local = PROJECT_ROOT / "models"
+    return local if local.is_dir() else user_data_path("mmsearch") / "models"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MMSEARCH_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=lambda: user_data_path("mmsearch") / "library")
+    models_dir: Path = Field(default_factory=_default_models_dir)
+    encoder: str = "open-clip"
+    model: str = "ViT-B-32"
+    pretrained: str = "laion2b_s34b_b79k"
+    device: str = "auto"
+    offline: bool = False
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    workers: int = Field(default_factory=lambda: max(2, min(8, os.cpu_count() or 2)), ge=1, le=64)
+    commit_every: int = Field(default=512, ge=1)
+    ann_threshold: int = Field(default=150_000, ge=1)
+    max_image_pixels: int = Field(default=178_956_970, ge=1)  # 2x Pillow's default bomb limit
+    host: str = "127.0.0.1"
+    port: int = 7860
+    default_k: int = Field(default=12, ge=1, le=1000)
+
+    @property
+    def is_offline(self) -> bool:
+        return self.offline or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")

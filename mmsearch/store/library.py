@@ -1,0 +1,112 @@
+"""A library: a data folder holding a LanceDB database, its indexed roots and an indexing lock."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Iterator
+
+import lancedb
+
+from mmsearch.encoders.base import EmbeddingSpace
+from mmsearch.errors import LibraryBusy, LibraryNotFound
+from mmsearch.store.table import SpaceTable, image_schema, space_of, table_name
+
+ROOTS_FILE = "library.json"
+
+
+class Library:
+    def __init__(self, data_dir: Path, create: bool = True) -> None:
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        if not (self.data_dir / "lancedb").is_dir():
+            if not create:
+                raise LibraryNotFound(
+                    f"no library at {self.data_dir}; index a folder first "
+                    f"(`mmsearch index PATH`) or point --data-dir / MMSEARCH_DATA_DIR at an existing one"
+                )
+            (self.data_dir / "lancedb").mkdir(parents=True, exist_ok=True)
+        # Re-check the manifest at most once a second, so a server sees another process's commits.
+        self.db = lancedb.connect(self.data_dir / "lancedb", read_consistency_interval=timedelta(seconds=1))
+
+    # -- tables ---------------------------------------------------------------------------------
+    def table_names(self) -> list[str]:
+        return sorted(self.db.table_names(limit=10_000))
+
+    def spaces(self, modality: str = "image") -> list[EmbeddingSpace]:
+        out = []
+        for name in self.table_names():
+            found = space_of(self.db.open_table(name).schema)
+            if found and found[0] == modality:
+                out.append(found[1])
+        return out
+
+    def table(self, modality: str, space: EmbeddingSpace, create: bool = False) -> SpaceTable | None:
+        name = table_name(modality, space)
+        if name in self.table_names():
+            return SpaceTable(self.db.open_table(name), modality, space)
+        if not create:
+            return None
+        tbl = self.db.create_table(name, schema=image_schema(space, modality), exist_ok=True)
+        return SpaceTable(tbl, modality, space)
+
+    def size_on_disk(self) -> int:
+        total = 0
+        for dirpath, _, files in os.walk(self.data_dir):
+            total += sum((Path(dirpath) / f).stat().st_size for f in files)
+        return total
+
+    # -- roots ----------------------------------------------------------------------------------
+    @property
+    def roots(self) -> list[str]:
+        f = self.data_dir / ROOTS_FILE
+        return json.loads(f.read_text())["roots"] if f.is_file() else []
+
+    def add_root(self, root: str) -> None:
+        roots = self.roots
+        if root not in roots:
+            self._write_roots(roots + [root])
+
+    def remove_root(self, root: str) -> None:
+        self._write_roots([r for r in self.roots if r != root])
+
+    def _write_roots(self, roots: list[str]) -> None:
+        tmp = self.data_dir / (ROOTS_FILE + ".tmp")
+        tmp.write_text(json.dumps({"version": 1, "roots": sorted(roots)}, indent=2))
+        os.replace(tmp, self.data_dir / ROOTS_FILE)  # atomic: a crash leaves the old or the new list
+
+    def contains(self, path: str | Path) -> bool:
+        """True if path lies inside an indexed root (symlinks resolved)."""
+        real = os.path.realpath(path)
+        for root in self.roots:
+            base = os.path.realpath(root)
+            if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
+                return True
+        return False
+
+    # -- writers --------------------------------------------------------------------------------
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """One indexer per library; a second one is refused with a clear message."""
+        path = self.data_dir / "index.lock"
+        with open(path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise LibraryBusy(
+                    f"library {self.data_dir} is being indexed by {holder}; wait for it to finish"
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()}")
+            fh.flush()
+            try:
+                yield
+            finally:
+                fh.truncate(0)
+                fcntl.flock(fh, fcntl.LOCK_UN)
