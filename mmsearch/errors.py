@@ -15,6 +15,10 @@ class WeightsNotFound(MMSearchError):
     pass
 
 
+class UnsafeWeights(MMSearchError):
+    pass
+
+
 class LibraryNotFound(MMSearchError):
     pass
 

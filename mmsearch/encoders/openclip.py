@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,7 +15,7 @@ from PIL import Image
 from mmsearch.encoders.base import EmbeddingSpace, Encoder, l2_normalize
 from mmsearch.encoders.registry import register
 from mmsearch.encoders.weights import WeightsSource, resolve_weights
-from mmsearch.errors import WeightsNotFound
+from mmsearch.errors import UnsafeWeights, WeightsNotFound
 
 
 def pick_device(device: str) -> torch.device:
@@ -89,6 +90,11 @@ class OpenCLIPEncoder(Encoder):
                 cache_dir=self.cache_dir,
                 weights_only=True,  # never unpickle arbitrary objects from a checkpoint
             )
+        except pickle.UnpicklingError as exc:
+            raise UnsafeWeights(
+                f"refusing to load {src.local_file or src.pretrained}: the checkpoint holds arbitrary Python "
+                f"objects, which could run code. Convert it to .safetensors or a plain state dict ({exc})"
+            ) from None
         except RuntimeError as exc:
             if "download" in str(exc).lower():
                 raise WeightsNotFound(
