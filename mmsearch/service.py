@@ -66,13 +66,13 @@ class MMSearch:
         return self.searcher.maintain_ann_index()
 
     def search_text(self, text: str, k: int | None = None) -> list[SearchResult]:
-        return self.searcher.by_text(text, k or self.settings.default_k)
+        return self.searcher.by_text(text, self.settings.default_k if k is None else k)
 
     def search_image(self, image: Image.Image | str | Path, k: int | None = None) -> list[SearchResult]:
-        return self.searcher.by_image(image, k or self.settings.default_k)
+        return self.searcher.by_image(image, self.settings.default_k if k is None else k)
 
     def more_like_this(self, path: str, k: int | None = None) -> list[SearchResult]:
-        return self.searcher.like(path, k or self.settings.default_k)
+        return self.searcher.like(path, self.settings.default_k if k is None else k)
 
     def status(self) -> dict:
         lib = self.library()

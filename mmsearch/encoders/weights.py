@@ -128,7 +128,8 @@ def _tag_source(
         tags = open_clip.list_pretrained_tags_by_model(model)
         raise UnknownModel(f"{model} has no pretrained tag {tag!r}; known tags: {', '.join(tags) or 'none'}")
     hub = cfg.get("hf_hub", "")
-    repo, filename = os.path.split(hub.rstrip("/")) if hub.count("/") > 1 else (hub.rstrip("/"), None)
+    # open_clip writes 'org/repo/' for the default file name and 'org/repo/file.bin' otherwise.
+    repo, filename = (hub.rstrip("/"), None) if hub.endswith("/") else os.path.split(hub)
     cached = _cached_hub_file(repo, filename, cache_dir) if repo else None
     if cached is not None:
         return WeightsSource(model, str(cached), tag, local_file=cached, hub_repo=repo)

@@ -1,0 +1,154 @@
+"""What the buttons do, without any Gradio in it: the edge where domain errors become messages.
+
+Every action returns an outcome with a message instead of raising, so neither the web page nor an
+API client ever sees a traceback. Results are filtered to files inside the library's indexed roots
+that still exist, and they carry rendered thumbnails rather than paths to originals.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from PIL import Image
+
+from mmsearch.errors import MMSearchError
+from mmsearch.ingest import IndexReport
+from mmsearch.ingest.indexer import Progress
+from mmsearch.search import SearchResult
+from mmsearch.service import MMSearch
+from mmsearch.ui.present import friendly, is_empty
+from mmsearch.ui.thumbs import PREVIEW_EDGE, Renditions
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass
+class Found:
+    hits: list[SearchResult] = field(default_factory=list)
+    thumbs: list[str] = field(default_factory=list)  # one rendition per hit
+    message: str = ""
+    ok: bool = True
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "message": self.message, "results": [h.to_dict() for h in self.hits]}
+
+
+@dataclass
+class Indexed:
+    report: IndexReport | None
+    message: str
+    ok: bool = True
+
+    def to_json(self) -> dict:
+        r = self.report
+        return {
+            "ok": self.ok,
+            "message": self.message,
+            "roots": r.roots if r else [],
+            "embedded": r.embedded if r else 0,
+            "reused": r.reused if r else 0,
+            "unchanged": r.unchanged if r else 0,
+            "removed": r.removed if r else 0,
+            "skipped": [{"path": p, "reason": why} for p, why in (r.skipped if r else [])],
+        }
+
+
+@dataclass
+class LibraryState:
+    status: dict | None  # MMSearch.status(), or None when no library exists yet
+    message: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return is_empty(self.status)
+
+
+class Actions:
+    def __init__(self, service: MMSearch, sample_dir: Path, expose: Callable[[list[str]], None]) -> None:
+        self.service = service
+        self.sample_dir = Path(sample_dir)
+        self.renditions = Renditions(service.settings.data_dir / "thumbs", service.settings.max_image_pixels)
+        self._expose = expose  # lets the web server serve the given folders
+
+    # -- searching ------------------------------------------------------------------------------
+    def search_text(self, query: str, k: int) -> Found:
+        return self._search(lambda: self.service.search_text(query or "", int(k)), f"“{(query or '').strip()}”")
+
+    def search_image(self, image: Image.Image | str | None, k: int) -> Found:
+        if image is None:
+            return Found(message="Upload or paste an image to search by it.", ok=False)
+        return self._search(lambda: self.service.search_image(image, int(k)), "your image")
+
+    def more_like_this(self, path: str | None, k: int) -> Found:
+        if not path:
+            return Found(message="Click a result first, then ask for more like it.", ok=False)
+        name = os.path.basename(path)
+        return self._search(lambda: self.service.more_like_this(path, int(k)), f"more like {name}")
+
+    def _search(self, run: Callable[[], list[SearchResult]], what: str) -> Found:
+        try:
+            hits = run()
+            library = self.service.library()
+        except Exception as exc:  # noqa: BLE001 - the edge: everything becomes a message
+            return Found(message=self._message(exc), ok=False)
+        self._expose([self.renditions.folder.as_posix()])
+        shown = Found()
+        for hit in hits:
+            thumb = self.renditions.get(hit.path) if library.contains(hit.path) else None
+            if thumb is not None:  # outside the roots, moved, deleted or unreadable since indexing
+                shown.hits.append(hit)
+                shown.thumbs.append(thumb)
+        hidden = len(hits) - len(shown.hits)
+        shown.message = f"{len(shown.hits)} result{'s' if len(shown.hits) != 1 else ''} for {what}"
+        if hidden:
+            shown.message += f" ({hidden} hidden: moved or deleted since indexing; index the folder again)"
+        return shown
+
+    def preview(self, hit: SearchResult) -> str | None:
+        return self.renditions.get(hit.path, PREVIEW_EDGE)
+
+    # -- indexing -------------------------------------------------------------------------------
+    def index_folder(self, folder: str, on_progress: ProgressFn | None = None) -> Indexed:
+        folder = (folder or "").strip()
+        if not folder:
+            return Indexed(None, "Type the path of a folder to index.", ok=False)
+        path = os.path.abspath(os.path.expanduser(folder))
+        if not os.path.isdir(path):
+            return Indexed(None, f"{path} is not a folder on this machine.", ok=False)
+        try:
+            report = self.service.index([path], on_progress)
+            self.service.maintain_index(background=True)
+        except Exception as exc:  # noqa: BLE001
+            return Indexed(None, self._message(exc), ok=False)
+        self._expose(self._roots())
+        return Indexed(report, report.summary()[:1].upper() + report.summary()[1:])
+
+    def index_sample(self, on_progress: ProgressFn | None = None) -> Indexed:
+        if not self.sample_dir.is_dir():
+            return Indexed(None, f"The sample library is not installed ({self.sample_dir} is missing).", ok=False)
+        return self.index_folder(str(self.sample_dir), on_progress)
+
+    # -- library --------------------------------------------------------------------------------
+    def library_state(self) -> LibraryState:
+        try:
+            return LibraryState(self.service.status())
+        except Exception as exc:  # noqa: BLE001
+            return LibraryState(None, self._message(exc))
+
+    def _roots(self) -> list[str]:
+        try:
+            return self.service.library().roots
+        except MMSearchError:
+            return []
+
+    @staticmethod
+    def _message(exc: Exception) -> str:
+        if not isinstance(exc, MMSearchError):
+            log.exception("unexpected error in the web app")
+        return friendly(exc)

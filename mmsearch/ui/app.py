@@ -1,0 +1,198 @@
+"""The Gradio app: layout and wiring. What each button does lives in actions.py, text in present.py."""
+
+from __future__ import annotations
+
+import mmsearch.ui  # noqa: F401  - sets the telemetry switches before gradio is imported
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from mmsearch.errors import LibraryNotFound
+from mmsearch.ingest.indexer import Progress
+from mmsearch.search import SearchResult
+from mmsearch.service import MMSearch
+from mmsearch.settings import SAMPLE_LIBRARY, Settings
+from mmsearch.store import Library
+from mmsearch.ui.actions import Actions, Found, Indexed, LibraryState
+from mmsearch.ui.api import register_api
+from mmsearch.ui.present import EMPTY_LIBRARY, caption, detail_markdown, status_markdown
+
+TITLE = "mmsearch"
+MAX_K = 100
+PRIVATE = {"api_visibility": "private"}  # UI events are not part of the public API
+NO_SELECTION = "*Click a result to see it larger.*"
+
+CSS = """
+#mms-banner { border: 1px solid var(--color-accent); border-radius: var(--radius-lg);
+              background: var(--color-accent-soft); padding: 12px 16px; }
+#mms-detail img { object-fit: contain; }
+.mms-note { color: var(--body-text-color-subdued); }
+"""
+
+
+def build_demo(settings: Settings, service: MMSearch | None = None, *, sample_dir: Path | None = None) -> gr.Blocks:
+    """The app for one library. Building it loads no model: the encoder loads on the first query."""
+    service = service or MMSearch(settings)
+    default_k = max(1, min(settings.default_k, MAX_K))
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        actions = Actions(service, sample_dir or SAMPLE_LIBRARY, lambda paths: _expose(demo, paths))
+        gr.Markdown(f"# {TITLE}\nSearch your photos by describing them, or by showing a similar picture.")
+        with gr.Group(visible=False, elem_id="mms-banner") as banner:
+            gr.Markdown(EMPTY_LIBRARY)
+            sample_btn = gr.Button("Index the sample library", variant="primary", size="md")
+        with gr.Tabs():
+            with gr.Tab("Search", id="search"):
+                s = _search_tab(actions, default_k)
+            with gr.Tab("Index", id="index"):
+                folder, index_btn, summary, skipped = _index_tab()
+            with gr.Tab("Library", id="library"):
+                status_md = gr.Markdown("Loading…")
+                refresh_btn = gr.Button("Refresh", size="sm")
+        register_api(actions, default_k, s["image"])
+
+        def show_state() -> tuple[str, Any]:
+            state = actions.library_state()
+            return status_markdown(state.status), gr.update(visible=state.empty)
+
+        def run_index(folder_text: str | None, progress: gr.Progress = gr.Progress()) -> tuple:
+            on_progress = _progress_reporter(progress)
+            done = actions.index_folder(folder_text) if folder_text is not None else actions.index_sample(on_progress)
+            if folder_text is not None and done.ok:
+                pass
+            return _index_outputs(done) + show_state()
+
+        def index_typed(folder_text: str, progress: gr.Progress = gr.Progress()) -> tuple:
+            done = actions.index_folder(folder_text, _progress_reporter(progress))
+            return _index_outputs(done) + show_state()
+
+        def index_sample(progress: gr.Progress = gr.Progress()) -> tuple:
+            done = actions.index_sample(_progress_reporter(progress))
+            return _index_outputs(done) + show_state()
+
+        index_outputs = [summary, skipped, status_md, banner]
+        index_btn.click(index_typed, folder, index_outputs, concurrency_id="index", **PRIVATE)
+        folder.submit(index_typed, folder, index_outputs, concurrency_id="index", **PRIVATE)
+        sample_btn.click(index_sample, None, index_outputs, concurrency_id="index", **PRIVATE)
+        refresh_btn.click(show_state, None, [status_md, banner], **PRIVATE)
+        demo.load(show_state, None, [status_md, banner], **PRIVATE)
+    return demo
+
+
+def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
+    with gr.Row(equal_height=True):
+        query = gr.Textbox(placeholder="Describe a photo, e.g. “a red bicycle by the sea”", show_label=False,
+                           scale=5, container=False, autofocus=True, elem_id="mms-query")
+        search_btn = gr.Button("Search", variant="primary", scale=1, min_width=120, elem_id="mms-search")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=240):
+            image = gr.Image(type="filepath", label="…or search by image", sources=["upload", "clipboard"],
+                             height=200, elem_id="mms-image")
+            image_btn = gr.Button("Search by image", size="md")
+            k = gr.Slider(1, MAX_K, value=default_k, step=1, label="Results (k)")
+        with gr.Column(scale=4):
+            message = gr.Markdown("", elem_id="mms-message")
+            gallery = gr.Gallery(show_label=False, columns=4, height="auto", allow_preview=False,
+                                 object_fit="cover", elem_id="mms-gallery")
+        with gr.Column(scale=2, min_width=280, elem_id="mms-detail"):
+            big = gr.Image(show_label=False, interactive=False, height=320, buttons=["fullscreen"],
+                           elem_id="mms-big")
+            details = gr.Markdown(NO_SELECTION, elem_id="mms-details")
+            more_btn = gr.Button("More like this", interactive=False, elem_id="mms-more")
+    results = gr.State([])
+    selected = gr.State(None)
+
+    def show(found: Found) -> tuple:
+        if not found.ok:
+            gr.Warning(found.message)
+        items = [(t, caption(h)) for h, t in zip(found.hits, found.thumbs)]
+        note = found.message if found.ok else f"⚠️ {found.message}"
+        return items, found.hits, note
+
+    def on_select(hits: list[SearchResult], evt: gr.SelectData) -> tuple:
+        if not hits or evt.index is None or not 0 <= evt.index < len(hits):
+            return None, NO_SELECTION, None, gr.update(interactive=False)
+        hit = hits[evt.index]
+        return actions.preview(hit), detail_markdown(hit), hit.path, gr.update(interactive=True)
+
+    outs = [gallery, results, message]
+    text_search = lambda q, n: show(actions.search_text(q, n))  # noqa: E731
+    image_search = lambda img, n: show(actions.search_image(img, n))  # noqa: E731
+    search_btn.click(text_search, [query, k], outs, **PRIVATE)
+    query.submit(text_search, [query, k], outs, **PRIVATE)
+    image_btn.click(image_search, [image, k], outs, **PRIVATE)
+    image.upload(image_search, [image, k], outs, **PRIVATE)
+    more_btn.click(lambda p, n: show(actions.more_like_this(p, n)), [selected, k], outs, **PRIVATE)
+    gallery.select(on_select, results, [big, details, selected, more_btn], **PRIVATE)
+    return {"image": image}
+
+
+def _index_tab() -> tuple:
+    gr.Markdown("Add a folder of photos to the library. Indexing again only embeds new or changed files.",
+                elem_classes="mms-note")
+    with gr.Row(equal_height=True):
+        folder = gr.Textbox(placeholder="/home/me/Pictures", show_label=False, scale=5, container=False,
+                            elem_id="mms-folder")
+        index_btn = gr.Button("Index", variant="primary", scale=1, min_width=120, elem_id="mms-index")
+    summary = gr.Markdown("", elem_id="mms-summary")
+    skipped = gr.Dataframe(headers=["skipped file", "reason"], value=[], visible=False, interactive=False,
+                           wrap=True, max_height=320)
+    return folder, index_btn, summary, skipped
+
+
+def _index_outputs(done: Indexed) -> tuple:
+    if done.ok:
+        gr.Info(done.message)
+    else:
+        gr.Warning(done.message)
+    rows = [[p, why] for p, why in done.report.skipped] if done.report else []
+    note = done.message if done.ok else f"⚠️ {done.message}"
+    return note, gr.update(value=rows, visible=bool(rows))
+
+
+def _progress_reporter(progress: gr.Progress):
+    desc = ["Indexing"]
+
+    def report(p: Progress) -> None:
+        if p.message:
+            desc[0] = p.message
+        if p.total:
+            progress((p.done, p.total), desc=desc[0], unit="images")
+
+    return report
+
+
+def _expose(demo: gr.Blocks, paths: list[str]) -> None:
+    """Let the server send files from these folders (a root indexed after launch, the thumbnails)."""
+    for p in paths:
+        if p not in demo.allowed_paths:
+            demo.allowed_paths.append(p)
+
+
+def allowed_paths(settings: Settings, sample_dir: Path | None = None) -> list[str]:
+    """The library's indexed roots, the sample folder and the thumbnail cache: nothing else is served."""
+    try:
+        roots = Library(settings.data_dir, create=False).roots
+    except LibraryNotFound:
+        roots = []
+    extra = [sample_dir or SAMPLE_LIBRARY, Path(settings.data_dir).expanduser().resolve() / "thumbs"]
+    return roots + [str(Path(p).resolve()) for p in extra]
+
+
+def launch_options(settings: Settings, sample_dir: Path | None = None) -> dict[str, Any]:
+    return {
+        "server_name": settings.host,
+        "server_port": settings.port,
+        "allowed_paths": allowed_paths(settings, sample_dir),
+        "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="slate"),
+        "css": CSS,
+        "footer_links": ["api"],
+    }
+
+
+def launch(settings: Settings, share: bool = False, *, demo: gr.Blocks | None = None, **overrides: Any) -> Any:
+    """Serve the app on settings.host:settings.port (loopback by default); blocks unless told not to."""
+    demo = demo or build_demo(settings)
+    options = launch_options(settings) | {"share": share} | overrides
+    return demo.queue(default_concurrency_limit=4).launch(**options)

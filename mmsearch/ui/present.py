@@ -1,0 +1,71 @@
+"""Text the UI shows: captions, the detail card, the library card and friendly error messages."""
+
+from __future__ import annotations
+
+from mmsearch.errors import LibraryNotFound, MMSearchError, WeightsNotFound
+from mmsearch.search import SearchResult
+
+EMPTY_LIBRARY = (
+    "Your library is empty. Index a folder of photos in the **Index** tab, "
+    "or index the sample library to try mmsearch."
+)
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def caption(hit: SearchResult) -> str:
+    return f"{hit.score:.3f} · {hit.name}"
+
+
+def detail_markdown(hit: SearchResult) -> str:
+    dims = f"{hit.width} × {hit.height}" if hit.width and hit.height else "unknown"
+    return (
+        f"### {_escape(hit.name)}\n\n"
+        f"| | |\n|---|---|\n"
+        f"| Score | **{hit.score:.3f}** |\n"
+        f"| Size | {dims} px · {human_bytes(hit.size)} |\n"
+        f"| Format | {_escape(hit.format or 'unknown')} |\n"
+        f"| Path | `{hit.path}` |\n"
+    )
+
+
+def status_markdown(status: dict | None) -> str:
+    if status is None:
+        return f"**No library yet.** {EMPTY_LIBRARY}"
+    lines = [f"**Library** `{status['data_dir']}` · {human_bytes(status['size_bytes'])} on disk", ""]
+    roots = status["roots"]
+    lines.append("**Folders:** " + (", ".join(f"`{r}`" for r in roots) if roots else "none yet"))
+    lines.append("")
+    if not status["tables"]:
+        lines.append("No images indexed yet.")
+    for t in status["tables"]:
+        lines.append(f"- **{t['rows']:,}** {t['modality']}s · {t['encoder']} `{t['model']}` "
+                     f"({_escape(t['weights'])}, {t['dim']}-d)")
+    return "\n".join(lines)
+
+
+def is_empty(status: dict | None) -> bool:
+    return status is None or not status["roots"] or not any(t["rows"] for t in status["tables"])
+
+
+def friendly(exc: BaseException) -> str:
+    """One message a person can act on. Core messages name CLI flags; the UI speaks of its own tabs."""
+    if isinstance(exc, LibraryNotFound):
+        return EMPTY_LIBRARY
+    if isinstance(exc, WeightsNotFound):
+        return f"The search model's weights are not available: {exc}"
+    if isinstance(exc, MMSearchError):
+        msg = str(exc)
+        return msg[:1].upper() + msg[1:]
+    return f"Something went wrong ({type(exc).__name__}). The server log has the details."
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")

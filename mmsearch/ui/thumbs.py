@@ -1,0 +1,54 @@
+"""Browser-friendly renditions of library images, cached on disk next to the library.
+
+The gallery never sends originals: a 40 MB TIFF or a HEIC file would not display in a browser, and
+a page of full-size photos is slow. Each rendition is keyed by (path, mtime, size, edge), so an edited
+file gets a fresh one and the cache never serves a stale picture.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from mmsearch.errors import BadMedia
+from mmsearch.media.images import decode_image
+
+THUMB_EDGE = 384
+PREVIEW_EDGE = 1280
+
+
+class Renditions:
+    def __init__(self, folder: Path, max_pixels: int) -> None:
+        self.folder = Path(folder)
+        self.max_pixels = max_pixels
+
+    def get(self, path: str, edge: int = THUMB_EDGE) -> str | None:
+        """A WebP no larger than edge x edge for path, or None if the file is gone or unreadable."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        key = hashlib.sha1(f"{path}\0{st.st_mtime_ns}\0{st.st_size}\0{edge}".encode()).hexdigest()
+        out = self.folder / key[:2] / f"{key}.webp"
+        if out.is_file():
+            return str(out)
+        try:
+            with open(path, "rb") as fh:
+                decoded = decode_image(fh.read(), path, self.max_pixels, draft_size=edge)
+        except (OSError, BadMedia):
+            return None
+        image = decoded.image
+        image.thumbnail((edge, edge))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename: two requests rendering the same file never expose a half-written one.
+        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                image.save(fh, format="WEBP", quality=82)
+            os.replace(tmp, out)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return str(out)
