@@ -22,6 +22,7 @@ from mmsearch.ui.present import EMPTY_LIBRARY, caption, detail_markdown, status_
 TITLE = "mmsearch"
 MAX_K = 100
 PRIVATE = {"api_visibility": "private"}  # UI events are not part of the public API
+INDEX_EVENT = {"concurrency_id": "index", "concurrency_limit": 1, **PRIVATE}  # one indexer at a time
 NO_SELECTION = "*Click a result to see it larger.*"
 
 CSS = """
@@ -56,13 +57,6 @@ def build_demo(settings: Settings, service: MMSearch | None = None, *, sample_di
             state = actions.library_state()
             return status_markdown(state.status), gr.update(visible=state.empty)
 
-        def run_index(folder_text: str | None, progress: gr.Progress = gr.Progress()) -> tuple:
-            on_progress = _progress_reporter(progress)
-            done = actions.index_folder(folder_text) if folder_text is not None else actions.index_sample(on_progress)
-            if folder_text is not None and done.ok:
-                pass
-            return _index_outputs(done) + show_state()
-
         def index_typed(folder_text: str, progress: gr.Progress = gr.Progress()) -> tuple:
             done = actions.index_folder(folder_text, _progress_reporter(progress))
             return _index_outputs(done) + show_state()
@@ -72,12 +66,12 @@ def build_demo(settings: Settings, service: MMSearch | None = None, *, sample_di
             return _index_outputs(done) + show_state()
 
         index_outputs = [summary, skipped, status_md, banner]
-        index_btn.click(index_typed, folder, index_outputs, concurrency_id="index", **PRIVATE)
-        folder.submit(index_typed, folder, index_outputs, concurrency_id="index", **PRIVATE)
-        sample_btn.click(index_sample, None, index_outputs, concurrency_id="index", **PRIVATE)
+        index_btn.click(index_typed, folder, index_outputs, **INDEX_EVENT)
+        folder.submit(index_typed, folder, index_outputs, **INDEX_EVENT)
+        sample_btn.click(index_sample, None, index_outputs, **INDEX_EVENT)
         refresh_btn.click(show_state, None, [status_md, banner], **PRIVATE)
         demo.load(show_state, None, [status_md, banner], **PRIVATE)
-    return demo
+    return demo.queue(default_concurrency_limit=4)
 
 
 def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
@@ -87,7 +81,8 @@ def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
         search_btn = gr.Button("Search", variant="primary", scale=1, min_width=120, elem_id="mms-search")
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
-            image = gr.Image(type="filepath", label="…or search by image", sources=["upload", "clipboard"],
+            image = gr.Image(type="filepath", image_mode=None, label="…or search by image",
+                             sources=["upload", "clipboard"],
                              height=200, elem_id="mms-image")
             image_btn = gr.Button("Search by image", size="md")
             k = gr.Slider(1, MAX_K, value=default_k, step=1, label="Results (k)")
@@ -195,4 +190,4 @@ def launch(settings: Settings, share: bool = False, *, demo: gr.Blocks | None = 
     """Serve the app on settings.host:settings.port (loopback by default); blocks unless told not to."""
     demo = demo or build_demo(settings)
     options = launch_options(settings) | {"share": share} | overrides
-    return demo.queue(default_concurrency_limit=4).launch(**options)
+    return demo.launch(**options)
