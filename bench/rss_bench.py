@@ -1,0 +1,57 @@
+"""Peak memory of one indexing process, for a small and a large folder: it should not grow with the folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ModelUnderTest, proc_status_mb
+
+from mmsearch.service import MMSearch
+
+
+def child_main(mut: ModelUnderTest, folder: Path, data_dir: Path) -> None:
+    """Runs in the measured subprocess: load the model, index the folder, print one JSON line."""
+    encoder = mut.encoder()
+    encoder.load()
+    after_load = {"rss_after_load_mb": proc_status_mb("VmRSS"), "hwm_after_load_mb": proc_status_mb("VmHWM")}
+    t = time.perf_counter()
+    report = MMSearch(mut.with_data_dir(data_dir), encoder=encoder).index([folder])
+    print(json.dumps({**after_load, "embedded": report.embedded, "index_s": round(time.perf_counter() - t, 2),
+                      "hwm_end_mb": proc_status_mb("VmHWM")}))
+
+
+def measure(model_key: str, work: Path, folder: Path) -> dict:
+    """Start the child, and read its peak RSS from the kernel with wait4() as it exits."""
+    data_dir = work / f"rss-lib-{folder.name}"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    cmd = [sys.executable, str(Path(__file__).with_name("bench_core.py")), "--model", model_key,
+           "--work", str(work), "--rss-child", str(folder), str(data_dir)]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        lines = [line for line in out.read().splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"rss child failed ({proc.returncode}): {err.read()[-2000:]}")
+    shutil.rmtree(data_dir, ignore_errors=True)
+    result = json.loads(lines[-1])
+    peak = round(usage.ru_maxrss / 1024, 1)  # KiB on Linux
+    return {"images": len(list(folder.iterdir())), "peak_rss_mb": peak,
+            "peak_minus_after_load_mb": round(peak - result["hwm_after_load_mb"], 1), **result}
+
+
+def run_rss(model_key: str, work: Path, folders: list[Path]) -> dict:
+    runs = [measure(model_key, work, f) for f in folders]
+    small, large = runs[0], runs[-1]
+    return {"runs": runs, "growth_mb": round(large["peak_rss_mb"] - small["peak_rss_mb"], 1),
+            "growth_mb_per_1000_images": round(
+                (large["peak_rss_mb"] - small["peak_rss_mb"]) / max(1, large["images"] - small["images"]) * 1000, 2)}
