@@ -54,6 +54,7 @@ class MMSearch:
         self, roots: Iterable[str | Path], on_progress: ProgressFn | None = None, on_skip: SkipFn | None = None
     ) -> IndexReport:
         s = self.settings
+        self.encoder.load()  # missing weights fail here, before a library folder is created
         indexer = Indexer(self.library(create=True), self.encoder, s.batch_size, s.workers, s.commit_every,
                           s.max_image_pixels)
         return indexer.index(roots, on_progress, on_skip)

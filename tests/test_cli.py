@@ -80,7 +80,7 @@ def test_unknown_model_and_missing_weights(settings, tmp_path, photo_dir):
     res = runner.invoke(cli, base + ["--model", "ViT-B-32", "--pretrained", "laion2b_s34b_b79k", "index",
                                      str(photo_dir)], env={"MMSEARCH_MODELS_DIR": str(tmp_path / "models")})
     assert res.exit_code == 1 and "are not on this machine" in res.stderr
-    assert not (tmp_path / "lib" / "library.json").exists()  # nothing half-created
+    assert not (tmp_path / "lib").exists()  # nothing half-created
 
 
 def test_models_lists_local_presence(settings, tiny_model_dir, tmp_path):

@@ -159,18 +159,22 @@ class Indexer:
                 queue.append(pool.submit(self._prepare, entry, known, draft))
                 if len(queue) >= prefetch:
                     break
-            while queue:
-                fut = queue.popleft()
-                nxt = next(files, None)
-                if nxt is not None:
-                    queue.append(pool.submit(self._prepare, nxt, known, draft))
-                try:
-                    item = fut.result()
-                except BadMedia as bad:
-                    skip(bad.path, bad.reason)
-                    yield None
-                    continue
-                yield item
+            try:
+                while queue:
+                    fut = queue.popleft()
+                    nxt = next(files, None)
+                    if nxt is not None:
+                        queue.append(pool.submit(self._prepare, nxt, known, draft))
+                    try:
+                        item = fut.result()
+                    except BadMedia as bad:
+                        skip(bad.path, bad.reason)
+                        yield None
+                        continue
+                    yield item
+            finally:  # interrupted: don't decode what will never be embedded
+                for fut in queue:
+                    fut.cancel()
 
     def _prepare(self, entry: FileEntry, known: set[str], draft: int | None) -> _Prepared:
         try:

@@ -1,0 +1,176 @@
+"""Query latency over synthetic clustered vectors written into a real mmsearch table."""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import statistics
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from common import ModelUnderTest, latencies, percentiles, timed
+
+from mmsearch.encoders import Encoder
+from mmsearch.encoders.base import EmbeddingSpace
+from mmsearch.search import Searcher
+from mmsearch.service import MMSearch
+from mmsearch.store import Library
+from mmsearch.store.table import META_COLUMNS, SpaceTable
+
+DIM = 512
+K = 10
+CLUSTERS = 256
+SPREAD = 0.8  # noise norm relative to a unit centre: within-cluster cosine ~0.6, like one photo theme
+TEXTS = [f"a photo of {w}" for w in (
+    "a dog on the beach", "a red car at night", "mountains under snow", "a bowl of ramen", "two cats sleeping",
+    "a city skyline", "children playing football", "an old wooden boat", "a bride and groom", "a birthday cake",
+    "autumn leaves", "a lighthouse in fog", "a plate of sushi", "a cyclist in the rain", "a field of tulips",
+    "the milky way", "a crowded market", "a sleeping baby", "a vintage camera", "a waterfall in a forest")]
+
+
+class Clusters:
+    def __init__(self, dim: int, seed: int = 0) -> None:
+        self.dim = dim
+        self.centres = _unit(np.random.default_rng(seed).standard_normal((CLUSTERS, dim), np.float32))
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        pick = self.centres[rng.integers(0, CLUSTERS, n)]
+        noise = rng.standard_normal((n, self.dim), np.float32) * (SPREAD / np.sqrt(self.dim))
+        return _unit(pick + noise)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _rows(table: SpaceTable, start: int, vectors: np.ndarray) -> pa.Table:
+    n, dim = vectors.shape
+    names = [f"synthetic_{i:07d}.jpg" for i in range(start, start + n)]
+    cols = {"path": [f"/bench/synthetic/{name}" for name in names], "folder": ["/bench/synthetic"] * n,
+            "name": names, "hash": [f"{i:032x}" for i in range(start, start + n)], "size": [250_000] * n,
+            "mtime_ns": [1_700_000_000_000_000_000] * n, "width": [1024] * n, "height": [768] * n,
+            "format": ["JPEG"] * n, "indexed_at": [datetime.now(timezone.utc)] * n,
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim)}
+    return pa.table(cols, schema=table.table.schema)
+
+
+def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, n, size):
+        yield start, min(size, n - start)
+
+
+def build_table(data_dir: Path, space: EmbeddingSpace, n: int, chunk: int = 20_000) -> tuple[Library, SpaceTable, float]:
+    """A fresh library whose image table holds n clustered vectors, written with SpaceTable.upsert."""
+    shutil.rmtree(data_dir, ignore_errors=True)
+    lib = Library(data_dir, create=True)
+    table = lib.table("image", space, create=True)
+    assert table is not None
+    clusters, rng, spent = Clusters(space.dim), np.random.default_rng(1), 0.0
+    for start, size in _chunks(n, chunk):
+        rows = _rows(table, start, clusters.sample(size, rng))
+        spent += timed(lambda: table.upsert(rows))
+    return lib, table, spent
+
+
+def _matrix(table: SpaceTable) -> tuple[np.ndarray, list[str]]:
+    mats, paths = [], []
+    for batch, vectors in table.iter_vectors():
+        mats.append(vectors)
+        paths.extend(batch.column(batch.schema.get_field_index("path")).to_pylist())
+    return np.ascontiguousarray(np.concatenate(mats)), paths
+
+
+def numpy_top(matrix: np.ndarray, q: np.ndarray, k: int = K) -> np.ndarray:
+    scores = matrix @ q
+    top = np.argpartition(-scores, k - 1)[:k]
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
+def lancedb_flat(table: SpaceTable, q: np.ndarray) -> pa.Table:
+    return (table.table.search(q, vector_column_name="vector").distance_type("cosine")
+            .select(META_COLUMNS).limit(K).to_arrow())
+
+
+def _recall(found: list[list[str]], truth: list[list[str]]) -> float:
+    return round(statistics.fmean(len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)), 4)
+
+
+def exact_paths(self_matrix: np.ndarray, paths: list[str], queries: np.ndarray) -> list[list[str]]:
+    return [[paths[i] for i in numpy_top(self_matrix, q)] for q in queries]
+
+
+def bench_size(mut: ModelUnderTest, encoder: Encoder, n: int, work: Path, n_queries: int, ann: bool) -> dict:
+    space = encoder.space if encoder.space.dim == DIM else EmbeddingSpace("bench", "synthetic", "clustered", DIM)
+    lib, table, write_s = build_table(work / f"q-lib-{n}", space, n)
+    matrix, paths = _matrix(table)
+    queries = Clusters(DIM).sample(n_queries, np.random.default_rng(2))
+    searcher = Searcher(lib, encoder, ann_threshold=10**12)  # the exact path, whatever n is
+    out: dict = {"rows": table.count(), "write_s_upsert_20k_chunks": round(write_s, 2)}
+    out["searcher_exact_cold_ms"] = round(timed(lambda: searcher.by_vector(table, queries[0], K)) * 1000, 1)
+    out["searcher_exact"] = percentiles(latencies(lambda i: searcher.by_vector(table, queries[i], K), n_queries))
+    out["numpy_bruteforce"] = percentiles(latencies(lambda i: numpy_top(matrix, queries[i]), n_queries))
+    flat = latencies(lambda i: lancedb_flat(table, queries[i]), n_queries, warmup=2, budget_s=20)
+    out["lancedb_flat"] = percentiles(flat)
+    truth = exact_paths(matrix, paths, queries)
+    found = [lancedb_flat(table, q).column("path").to_pylist() for q in queries[:10]]
+    out["lancedb_flat_recall_vs_numpy"] = _recall(found, truth[:10])
+    out["searcher_table_lookup"] = percentiles(latencies(lambda i: searcher.table(), 50))
+    out["end_to_end_text"] = _end_to_end(mut, encoder, n, work, lib if space == encoder.space else None)
+    if ann:
+        out["ann"] = _ann(lib, encoder, table, queries, truth)
+    out["upsert_512_rows_into_table_ms"] = _commit_cost(table, n)
+    del matrix, searcher
+    shutil.rmtree(work / f"q-lib-{n}", ignore_errors=True)
+    gc.collect()
+    return out
+
+
+def _end_to_end(mut: ModelUnderTest, encoder: Encoder, n: int, work: Path, lib: Library | None) -> dict:
+    """MMSearch.search_text: tokenise + encode + table lookup + search, in the encoder's own space."""
+    data_dir = work / f"q-lib-{n}" if lib is not None else work / f"q-e2e-{n}"
+    if lib is None:  # the tiny model's space has its own width, so it gets its own table of n rows
+        build_table(data_dir, encoder.space, n)
+    mm = MMSearch(mut.with_data_dir(data_dir), encoder=encoder)
+    result = percentiles(latencies(lambda i: mm.search_text(TEXTS[i % len(TEXTS)], K), 40))
+    result["dim"] = encoder.space.dim
+    if lib is None:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return result
+
+
+def _ann(lib: Library, encoder: Encoder, table: SpaceTable, queries: np.ndarray, truth: list[list[str]]) -> dict:
+    build_s = timed(table.build_ann_index)
+    searcher = Searcher(lib, encoder, ann_threshold=1)  # the ANN path of a real query, count and index checks included
+    lat = latencies(lambda i: searcher.by_vector(table, queries[i], K), len(queries))
+    found = [[r.path for r in searcher.by_vector(table, q, K)] for q in queries]
+    raw = latencies(lambda i: table.ann_search(queries[i], K), len(queries))
+    return {"index": "IVF_HNSW_SQ (SpaceTable.build_ann_index)", "build_s": round(build_s, 1),
+            "searcher_ann": percentiles(lat), "table_ann_search": percentiles(raw),
+            "recall_at_10_vs_exact": _recall(found, truth)}
+
+
+def _commit_cost(table: SpaceTable, n: int) -> dict:
+    """One indexer commit (merge_insert of 512 new rows) into a table of about n rows."""
+    rng, clusters = np.random.default_rng(3), Clusters(table.space.dim)
+    rows = [_rows(table, 10**8 + j * 512, clusters.sample(512, rng)) for j in range(4)]
+    table.upsert(rows[0])  # warm-up
+    return percentiles([timed(lambda r=r: table.upsert(r)) for r in rows[1:]])
+
+
+def text_encode(encoder: Encoder, n: int = 40) -> dict:
+    return percentiles(latencies(lambda i: encoder.encode_text([TEXTS[i % len(TEXTS)]]), n))
+
+
+def run_queries(mut: ModelUnderTest, sizes: list[int], work: Path, n_queries: int, ann: bool,
+                ann_min: int) -> dict:
+    encoder = mut.encoder()
+    encoder.load()
+    out = {"dim": DIM, "k": K, "clusters": CLUSTERS, "queries": n_queries, "text_encode": text_encode(encoder),
+           "sizes": {}}
+    for n in sizes:
+        out["sizes"][str(n)] = bench_size(mut, encoder, n, work, n_queries, ann and n >= ann_min)
+    return out

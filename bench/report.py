@@ -1,0 +1,107 @@
+"""The markdown summary of one bench_core.py result."""
+
+from __future__ import annotations
+
+
+def markdown(r: dict) -> str:
+    parts = [f"# mmsearch core benchmark: {r['model']}\n", f"`{r['command']}`\n", _machine(r)]
+    if "ingest" in r:
+        parts.append(_ingest(r["ingest"]))
+    if "rss" in r:
+        parts.append(_rss(r["rss"]))
+    if "query" in r:
+        parts.append(_query(r["query"]))
+    parts.append("Section wall times (s): " + ", ".join(f"{k} {v}" for k, v in r["timings_s"].items()) + "\n")
+    return "\n".join(parts)
+
+
+def _machine(r: dict) -> str:
+    m, s = r["machine"], r["settings"]
+    load = lambda la: "/".join(f"{x:.2f}" for x in la)  # noqa: E731
+    return (
+        f"Machine: {m['cpu']}, {m['cores_usable']} usable cores, {m['ram_gb']} GB RAM; torch {m['torch']} with "
+        f"{m['torch_threads']} intra-op / {m['torch_interop_threads']} inter-op threads; open_clip "
+        f"{m['open_clip']}, lancedb {m['lancedb']}, numpy {m['numpy']}, Pillow {m['pillow']}, Python {m['python']}. "
+        f"Load average (1/5/15 min) at start {load(m['loadavg_start'])}, at end {load(m.get('loadavg_end', []))}: "
+        f"the machine is shared, so treat differences under ~10% as noise.\n\n"
+        f"Model: {s['model']} ({s['pretrained']}), device {s['device']}; batch_size {s['batch_size']}, "
+        f"workers {s['workers']}, commit_every {s['commit_every']}.\n"
+    )
+
+
+def _ingest(g: dict) -> str:
+    rows = [
+        ("model load (s)", g["model_load_s"]),
+        ("read+hash+decode+preprocess, 1 thread (ms/image)", g["prepare"]["ms_per_image_1_thread"]),
+        *[(f"same, {k.rsplit('_', 2)[-2]} threads (images/s)", v) for k, v in g["prepare"].items()
+          if k.startswith("images_per_s")],
+        ("**(a) bare batched forward (images/s)**", f"**{g['bare_forward_images_per_s']}**"),
+        ("**(b) MMSearch.index() pipeline (images/s)**", f"**{g['pipeline_images_per_s']}**"),
+        ("**ratio (b)/(a)** (goal >= 0.9)", f"**{g['ratio_pipeline_to_bare']}**"),
+        ("best ratio if decoding and model compete for the same cores", g["ratio_if_decode_and_model_share_cores"]),
+    ]
+    if "lancedb_open_clip_images_per_s" in g:
+        rows += [("**(c) lancedb open-clip function, table.add() (images/s)**",
+                  f"**{g['lancedb_open_clip_images_per_s']}**"),
+                 ("ratio (c)/(a)", g["ratio_lancedb_to_bare"]),
+                 ("speed-up (b)/(c)", g["speedup_pipeline_vs_lancedb"])]
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    runs = "\n".join(
+        f"| {i + 1} | {p['images_per_s']} | {p['seconds']} | {p['model_s']} | {p['commit_s']} | {p['other_s']} |"
+        for i, p in enumerate(g["pipeline_runs"]))
+    return (
+        f"## 1. Ingestion ({g['images']} photos, 1024x768 JPEG, median of {len(g['bare_runs'])} interleaved runs)\n\n"
+        f"| measure | value |\n|---|---|\n{table}\n\n"
+        f"Pipeline runs, split by where the calling thread spent its time (model = encode_images, commit = "
+        f"SpaceTable.upsert, other = waiting for decode threads, planning, bookkeeping):\n\n"
+        f"| run | images/s | wall s | model s | commit s | other s |\n|---|---|---|---|---|---|\n{runs}\n\n"
+        f"Bare runs (images/s): {g['bare_runs']}" + (f"; lancedb runs: {g['lancedb_runs']}" if "lancedb_runs" in g
+                                                     else "") + "\n"
+    )
+
+
+def _rss(m: dict) -> str:
+    rows = "\n".join(
+        f"| {x['images']} | {x['peak_rss_mb']} | {x['hwm_after_load_mb']} | {x['peak_minus_after_load_mb']} | "
+        f"{x['index_s']} |" for x in m["runs"])
+    return (
+        "## 2. Peak RSS of one indexing process\n\n"
+        "| photos | peak RSS MiB (wait4) | peak after model load MiB | indexing adds MiB | index s |\n"
+        f"|---|---|---|---|---|\n{rows}\n\n"
+        f"Growth from smallest to largest folder: {m['growth_mb']} MiB "
+        f"({m['growth_mb_per_1000_images']} MiB per 1000 photos).\n"
+    )
+
+
+def _lat(p: dict | None) -> str:
+    return f"{p['p50']} / {p['p95']}" if p else "-"
+
+
+def _query(q: dict) -> str:
+    sizes = list(q["sizes"])
+    head = "| measure (ms, p50 / p95) | " + " | ".join(f"{int(n):,} rows" for n in sizes) + " |\n"
+    head += "|---|" + "---|" * len(sizes) + "\n"
+    S = q["sizes"]
+    line = lambda label, get: f"| {label} | " + " | ".join(get(S[n]) for n in sizes) + " |"  # noqa: E731
+    lines = [
+        line("(a) Searcher exact path (numpy cache, rows to results)", lambda s: _lat(s["searcher_exact"])),
+        line("(a) first query after a table change (cache build)", lambda s: str(s["searcher_exact_cold_ms"])),
+        line("(b) plain numpy brute force (matmul + top-k)", lambda s: _lat(s["numpy_bruteforce"])),
+        line("(c) LanceDB flat search, no index", lambda s: _lat(s["lancedb_flat"])),
+        line("LanceDB flat recall@10 vs numpy (sanity)", lambda s: str(s["lancedb_flat_recall_vs_numpy"])),
+        line("Searcher.table() lookup (per query)", lambda s: _lat(s["searcher_table_lookup"])),
+        line("end-to-end MMSearch.search_text (encode + search)", lambda s: _lat(s["end_to_end_text"])),
+        line("indexer commit: upsert 512 rows into the table", lambda s: _lat(s["upsert_512_rows_into_table_ms"])),
+        line("ANN build s (IVF_HNSW_SQ)", lambda s: str(s["ann"]["build_s"]) if "ann" in s else "-"),
+        line("ANN via Searcher", lambda s: _lat(s["ann"]["searcher_ann"]) if "ann" in s else "-"),
+        line("ANN via SpaceTable.ann_search", lambda s: _lat(s["ann"]["table_ann_search"]) if "ann" in s else "-"),
+        line("ANN recall@10 vs exact", lambda s: str(s["ann"]["recall_at_10_vs_exact"]) if "ann" in s else "-"),
+    ]
+    e2e_dim = S[sizes[0]]["end_to_end_text"]["dim"] if sizes else q["dim"]
+    return (
+        f"## 3. Query latency ({q['dim']}-d clustered unit vectors, {q['clusters']} clusters, k={q['k']}, "
+        f"{q['queries']} queries; LanceDB flat stops after ~20 s)\n\n"
+        f"Text encode alone (one query string): {_lat(q['text_encode'])} ms (p50 / p95).\n"
+        f"End-to-end runs on a table of the model's own width ({e2e_dim}-d).\n\n"
+        + head + "\n".join(lines) + "\n"
+    )
