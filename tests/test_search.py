@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from mmsearch.encoders import EmbeddingSpace
@@ -13,7 +12,7 @@ from mmsearch.errors import BadQuery, EmptyQuery, LibraryNotFound, SpaceMismatch
 from mmsearch.search import Searcher
 from mmsearch.service import MMSearch
 from mmsearch.store import Library, SpaceTable
-from mmsearch.store.table import SPACE_KEY, image_schema
+from mmsearch.store.table import SPACE_KEY
 from tests.conftest import make_tiny_model_dir, write_image
 
 
@@ -115,14 +114,9 @@ def _synthetic_table(tmp_path, n: int, dim: int = 32, seed: int = 0) -> tuple[Sp
     vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
     space = EmbeddingSpace("synthetic", "s", "w", dim)
     table = Library(tmp_path / "lib").table("image", space, create=True)
-    schema = image_schema(space, "image")
-    cols = {
-        "path": [f"/p/{i}.jpg" for i in range(n)], "folder": ["/p"] * n, "name": [f"{i}.jpg" for i in range(n)],
-        "hash": [f"h{i}" for i in range(n)], "size": [1] * n, "mtime_ns": [1] * n, "width": [1] * n,
-        "height": [1] * n, "format": ["JPEG"] * n, "indexed_at": [None] * n,
-        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1)), dim),
-    }
-    table.upsert(pa.table(cols, schema=schema))
+    rows = [{"path": f"/p/{i}.jpg", "folder": "/p", "name": f"{i}.jpg", "hash": f"h{i}", "size": 1,
+             "format": "JPEG", "text": f"photo {i}", "vector": vecs[i]} for i in range(n)]
+    table.upsert_rows(rows)
     return table, vecs
 
 

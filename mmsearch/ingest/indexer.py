@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
-import pyarrow as pa
 
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import BadMedia, MMSearchError
 from mmsearch.ingest.plan import Plan, make_plan
-from mmsearch.media.files import FileEntry
+from mmsearch.media.files import FileEntry, keyword_text
 from mmsearch.media.images import decode_image
 from mmsearch.store.library import Library
 from mmsearch.store.table import SpaceTable
@@ -144,7 +143,7 @@ class Indexer:
                 rows.extend(self._embed(pending, table, report))
                 pending = []
             if len(rows) >= self.commit_every or (done == total and rows):
-                table.upsert(_to_arrow(rows, table))
+                table.upsert_rows(rows)
                 known.update(r["hash"] for r in rows)
                 rows = []
             progress(Progress(done, total, len(report.skipped)))
@@ -222,17 +221,10 @@ def _row(item: _Prepared, vector: np.ndarray, now: datetime) -> dict:
         "width": item.width,
         "height": item.height,
         "format": item.format,
+        "text": keyword_text(path),
         "indexed_at": now,
         "vector": vector.astype(np.float32),
     }
-
-
-def _to_arrow(rows: list[dict], table: SpaceTable) -> pa.Table:
-    schema = table.table.schema
-    cols = {f.name: [r[f.name] for r in rows] for f in schema if f.name != "vector"}
-    flat = pa.array(np.stack([r["vector"] for r in rows]).reshape(-1), pa.float32())
-    cols["vector"] = pa.FixedSizeListArray.from_arrays(flat, table.space.dim)
-    return pa.table(cols, schema=schema)
 
 
 def _check_root(root: str | Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -10,6 +11,14 @@ from typing import Callable, Iterator
 from mmsearch.media.images import supported_extensions
 
 OnError = Callable[[str, str], None]
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def keyword_text(path: str, folders: int = 3) -> str:
+    """Words a person might type to find this file: its name and its nearest folder names."""
+    p = Path(path)
+    parts = [p.stem, p.suffix.lstrip(".")] + [f.name for f in list(p.parents)[:folders]]
+    return " ".join(w for part in parts for w in _WORD.findall(part))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ class SearchResult:
     format: str
     size: int
     modality: str = "image"
+    duration_s: float | None = None
+    offset_s: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -30,4 +32,6 @@ class SearchResult:
             format=row["format"] or "",
             size=int(row["size"] or 0),
             modality=modality,
+            duration_s=row.get("duration_s"),
+            offset_s=row.get("offset_s"),
         )

@@ -14,7 +14,7 @@ import lancedb
 
 from mmsearch.encoders.base import EmbeddingSpace
 from mmsearch.errors import LibraryBusy, LibraryNotFound
-from mmsearch.store.table import SpaceTable, image_schema, space_of, table_name
+from mmsearch.store.table import SpaceTable, table_schema, space_of, table_name
 
 ROOTS_FILE = "library.json"
 
@@ -50,7 +50,7 @@ class Library:
             return SpaceTable(self.db.open_table(name), modality, space)
         if not create:
             return None
-        tbl = self.db.create_table(name, schema=image_schema(space, modality), exist_ok=True)
+        tbl = self.db.create_table(name, schema=table_schema(space, modality), exist_ok=True)
         return SpaceTable(tbl, modality, space)
 
     def size_on_disk(self) -> int:

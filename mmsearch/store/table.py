@@ -14,10 +14,17 @@ from mmsearch.errors import SpaceMismatch
 from mmsearch.store.sql import in_clauses, quote
 
 SPACE_KEY = b"mmsearch.space"
-META_COLUMNS = ["path", "folder", "name", "hash", "size", "mtime_ns", "width", "height", "format"]
+META_COLUMNS = [
+    "path", "folder", "name", "hash", "size", "mtime_ns", "format", "width", "height",
+    "duration_s", "offset_s", "sample_rate", "channels", "text", "tags",
+]
 
 
-def image_schema(space: EmbeddingSpace, modality: str) -> pa.Schema:
+def table_schema(space: EmbeddingSpace, modality: str) -> pa.Schema:
+    """One schema for every modality, so results of all tables fuse and filter alike.
+
+    Columns a modality has no use for stay null (an image has no duration, a sound no width).
+    """
     meta = {**space.metadata(), "modality": modality, "space_id": space.id}
     return pa.schema(
         [
@@ -27,9 +34,15 @@ def image_schema(space: EmbeddingSpace, modality: str) -> pa.Schema:
             pa.field("hash", pa.string()),
             pa.field("size", pa.int64()),
             pa.field("mtime_ns", pa.int64()),
+            pa.field("format", pa.string()),
             pa.field("width", pa.int32()),
             pa.field("height", pa.int32()),
-            pa.field("format", pa.string()),
+            pa.field("duration_s", pa.float32()),
+            pa.field("offset_s", pa.float32()),  # start of the best-matching window (audio)
+            pa.field("sample_rate", pa.int32()),
+            pa.field("channels", pa.int32()),
+            pa.field("text", pa.string()),  # words for keyword search: file and folder names, later captions
+            pa.field("tags", pa.list_(pa.string())),
             pa.field("indexed_at", pa.timestamp("us", tz="UTC")),
             pa.field("vector", pa.list_(pa.float32(), space.dim)),
         ],
@@ -129,6 +142,11 @@ class SpaceTable:
             .execute(rows.cast(self.table.schema))
         )
 
+    def upsert_rows(self, rows: list[dict]) -> None:
+        """Rows as dicts with a numpy `vector`; missing columns are stored as null."""
+        if rows:
+            self.upsert(rows_to_arrow(rows, self.table.schema, self.space.dim))
+
     def delete_paths(self, paths: Iterable[str]) -> int:
         n = 0
         for where in in_clauses("path", paths):
@@ -158,7 +176,7 @@ class SpaceTable:
             .distance_type("cosine")
             .nprobes(nprobes)
             .refine_factor(refine)
-            .select(META_COLUMNS)
+            .select([*META_COLUMNS, "_distance"])  # named: lance stops adding it implicitly (and warns per query)
             .limit(k)
             .to_arrow()
         )
@@ -169,3 +187,10 @@ def _vectors(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
         column = column.combine_chunks()
     dim = column.type.list_size
     return column.values.to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
+
+
+def rows_to_arrow(rows: list[dict], schema: pa.Schema, dim: int) -> pa.Table:
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema if f.name != "vector"}
+    flat = pa.array(np.stack([np.asarray(r["vector"], np.float32) for r in rows]).reshape(-1), pa.float32())
+    cols["vector"] = pa.FixedSizeListArray.from_arrays(flat, dim)
+    return pa.table(cols, schema=schema)
