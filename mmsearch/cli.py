@@ -80,8 +80,8 @@ def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool) -> None:
     report = svc.index(paths, on_progress, on_skip)
     bar.close()
     click.echo(report.summary(), err=True)
-    if svc.maintain_index():
-        click.echo("ANN index built/refreshed", err=True)
+    for done in svc.maintain_index():
+        click.echo(done, err=True)
 
 
 @cli.command()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from PIL import Image
 
 from mmsearch.encoders import Encoder, create_encoder
 from mmsearch.ingest import Indexer, IndexReport
 from mmsearch.ingest.indexer import ProgressFn, SkipFn
+from mmsearch.query.embed import Projector
+from mmsearch.query.engine import Answer, QueryEngine
+from mmsearch.query.parts import QueryOptions, QueryPart
 from mmsearch.search import SearchResult, Searcher
 from mmsearch.settings import Settings
 from mmsearch.store import Library
@@ -35,6 +38,8 @@ class MMSearch:
         self._library: Library | None = None
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
+        self.extra_encoders: list[Encoder] = []
+        self.projectors: list[Projector] = []
 
     def library(self, create: bool = False) -> Library:
         with self._lock:
@@ -59,12 +64,21 @@ class MMSearch:
                           s.max_image_pixels)
         return indexer.index(roots, on_progress, on_skip)
 
-    def maintain_index(self, background: bool = False) -> threading.Thread | bool:
+    def maintain_index(self, background: bool = False) -> threading.Thread | list[str]:
+        """Keyword and ANN indexes; in the app this runs in the background and never blocks a search."""
         if background:
-            t = threading.Thread(target=self.searcher.maintain_ann_index, name="mmsearch-ann", daemon=True)
+            t = threading.Thread(target=self.searcher.maintain, name="mmsearch-maintain", daemon=True)
             t.start()
             return t
-        return self.searcher.maintain_ann_index()
+        return self.searcher.maintain()
+
+    def encoders(self) -> list[Encoder]:
+        """Every encoder whose space may have a table here: the main one plus extra configured ones."""
+        return [self.encoder] + [e for e in self.extra_encoders if e is not self.encoder]
+
+    def query(self, parts: Sequence[QueryPart], options: QueryOptions | None = None) -> Answer:
+        engine = QueryEngine(self.library(), self.encoders(), self.searcher.vectors, self.projectors)
+        return engine.run(parts, options or QueryOptions(k=self.settings.default_k))
 
     def search_text(self, text: str, k: int | None = None) -> list[SearchResult]:
         return self.searcher.by_text(text, self.settings.default_k if k is None else k)

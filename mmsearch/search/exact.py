@@ -12,6 +12,7 @@ import threading
 import numpy as np
 import pyarrow as pa
 
+from mmsearch.query.filters import Filters
 from mmsearch.store.table import SpaceTable
 
 
@@ -34,13 +35,30 @@ class ExactIndex:
         self._matrix = np.ascontiguousarray(np.concatenate(mats)) if mats else np.zeros((0, table.space.dim), np.float32)
         self._version = version
 
-    def search(self, table: SpaceTable, query: np.ndarray, k: int) -> list[tuple[dict, float]]:
+    def vectors(self, table: SpaceTable, paths: list[str]) -> dict[str, np.ndarray]:
+        """Full-precision stored vectors of some rows, from the in-memory copy."""
+        with self._lock:
+            self._refresh(table)
+            matrix, meta = self._matrix, self._meta
+        if meta is None:
+            return {}
+        index = {p: i for i, p in enumerate(meta.column("path").to_pylist())} if paths else {}
+        return {p: matrix[index[p]] for p in paths if p in index}
+
+    def search(self, table: SpaceTable, query: np.ndarray, k: int, filters: Filters | None = None
+               ) -> list[tuple[dict, float]]:
         with self._lock:
             self._refresh(table)
             matrix, meta = self._matrix, self._meta
         if meta is None or len(matrix) == 0:
             return []
         scores = matrix @ query.astype(np.float32).reshape(-1)
+        if filters:  # pre-filter: excluded rows can never be ranked
+            keep = filters.mask(meta)
+            scores = np.where(keep, scores, -np.inf)
+            k = min(k, int(keep.sum()))
+            if k == 0:
+                return []
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]

@@ -11,7 +11,7 @@ from PIL import Image
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import BadMedia, BadQuery, EmptyQuery, LibraryNotFound, SpaceMismatch
 from mmsearch.media.images import decode_image
-from mmsearch.search.exact import ExactIndex
+from mmsearch.search.vector import VectorSearch
 from mmsearch.search.results import SearchResult
 from mmsearch.store.library import Library
 from mmsearch.store.table import SpaceTable
@@ -28,7 +28,7 @@ class Searcher:
         self.encoder = encoder
         self.ann_threshold = ann_threshold
         self.max_pixels = max_pixels
-        self._exact = ExactIndex()
+        self.vectors = VectorSearch(ann_threshold)
         self._ann_lock = threading.Lock()
 
     def table(self) -> SpaceTable:
@@ -73,26 +73,21 @@ class Searcher:
     def by_vector(self, table: SpaceTable, vector: np.ndarray, k: int) -> list[SearchResult]:
         if not 1 <= k <= MAX_K:
             raise BadQuery(f"k must be between 1 and {MAX_K}, got {k}")
-        if table.count() >= self.ann_threshold and table.has_ann_index():
-            arrow = table.ann_search(vector, k)
-            rows = arrow.to_pylist()
-            return [SearchResult.from_row(r, 1.0 - r["_distance"]) for r in rows]
-        return [SearchResult.from_row(r, s) for r, s in self._exact.search(table, vector, k)]
+        return [SearchResult.from_row(r, s, table.modality) for r, s in self.vectors.search(table, vector, k)]
 
     # -- maintenance ----------------------------------------------------------------------------
-    def maintain_ann_index(self) -> bool:
-        """Build or refresh the ANN index once the table passes the threshold. Safe to run in a thread."""
+    def maintain(self) -> list[str]:
+        """Update keyword and ANN indexes of every table. Safe to run in a background thread."""
         if not self._ann_lock.acquire(blocking=False):
-            return False
+            return []
         try:
-            table = self.table()
-            if table.count() < self.ann_threshold:
-                return False
-            if table.has_ann_index():
-                table.optimize()  # folds new rows into the existing index
-            else:
-                table.build_ann_index()
-            return True
+            done = []
+            for modality in ("image", "audio"):
+                for space in self.library.spaces(modality):
+                    table = self.library.table(modality, space)
+                    if table is not None:
+                        done += [f"{table.name}: {d}" for d in table.maintain(self.ann_threshold)]
+            return done
         finally:
             self._ann_lock.release()
 

@@ -170,16 +170,51 @@ class SpaceTable:
     def optimize(self) -> None:
         self.table.optimize()
 
-    def ann_search(self, query: np.ndarray, k: int, refine: int = 10, nprobes: int = 20) -> pa.Table:
-        return (
-            self.table.search(query.astype(np.float32), vector_column_name="vector")
-            .distance_type("cosine")
-            .nprobes(nprobes)
-            .refine_factor(refine)
-            .select([*META_COLUMNS, "_distance"])  # named: lance stops adding it implicitly (and warns per query)
-            .limit(k)
-            .to_arrow()
-        )
+    def maintain(self, ann_threshold: int) -> list[str]:
+        """Bring the indexes up to date: keyword index always, ANN index above the threshold."""
+        done = []
+        if self.count() == 0:
+            return done
+        if not self.has_keyword_index():
+            self.build_keyword_index()
+            done.append("keyword index built")
+        if self.count() >= ann_threshold and not self.has_ann_index():
+            self.build_ann_index()
+            done.append("ANN index built")
+        elif done == []:
+            self.optimize()  # folds new rows into the existing indexes
+            done.append("indexes refreshed")
+        return done
+
+    def ann_search(self, query: np.ndarray, k: int, where: str | None = None, refine: int | None = 10,
+                   nprobes: int = 20, exact: bool = False) -> pa.Table:
+        """refine=None keeps the index's quantised distances (cheap); a factor rescores that many
+        times k candidates with full vectors inside LanceDB."""
+        q = self.table.search(query.astype(np.float32), vector_column_name="vector").distance_type("cosine")
+        if exact:
+            q = q.bypass_vector_index()
+        else:
+            q = q.nprobes(nprobes)
+            q = q.refine_factor(refine) if refine else q
+        if where:
+            q = q.where(where, prefilter=True)  # post-filtering returned 1 of 10 rows in a test here
+        return q.select([*META_COLUMNS, "_distance"]).limit(k).to_arrow()  # named: lance warns otherwise
+
+    def keyword_search(self, text: str, k: int, where: str | None = None) -> pa.Table:
+        """BM25 over the `text` column (file and folder names, captions): exact terms and SKUs."""
+        q = self.table.search(text, query_type="fts", fts_columns="text")
+        if where:
+            q = q.where(where, prefilter=True)
+        return q.select([*META_COLUMNS, "_score"]).limit(k).to_arrow()
+
+    def has_keyword_index(self) -> bool:
+        return any("text" in (getattr(ix, "columns", None) or []) for ix in self.table.list_indices())
+
+    def build_keyword_index(self) -> None:
+        from lancedb.index import FTS
+
+        # No stemming or stop words: names, numbers and SKUs must match as typed.
+        self.table.create_index("text", config=FTS(stem=False, remove_stop_words=False), replace=True)
 
 
 def _vectors(column: pa.Array | pa.ChunkedArray) -> np.ndarray:

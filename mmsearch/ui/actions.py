@@ -21,7 +21,7 @@ from mmsearch.ingest.indexer import Progress
 from mmsearch.search import SearchResult
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly, is_empty
-from mmsearch.ui.thumbs import PREVIEW_EDGE, Renditions
+from mmsearch.ui.thumbs import PREVIEW_EDGE, Renditions, thumbs_dir
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Actions:
     def __init__(self, service: MMSearch, sample_dir: Path, expose: Callable[[list[str]], None]) -> None:
         self.service = service
         self.sample_dir = Path(sample_dir)
-        self.renditions = Renditions(service.settings.data_dir / "thumbs", service.settings.max_image_pixels)
+        self.renditions = Renditions(thumbs_dir(service.settings), service.settings.max_image_pixels)
         self._expose = expose  # lets the web server serve the given folders
 
     # -- searching ------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ class Actions:
             library = self.service.library()
         except Exception as exc:  # noqa: BLE001 - the edge: everything becomes a message
             return Found(message=self._message(exc), ok=False)
-        self._expose([self.renditions.folder.as_posix()])
+        self._expose([str(self.renditions.folder)])
         shown = Found()
         for hit in hits:
             thumb = self.renditions.get(hit.path) if library.contains(hit.path) else None

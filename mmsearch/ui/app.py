@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import mmsearch.ui  # noqa: F401  - sets the telemetry switches before gradio is imported
-
+# Importing this module runs mmsearch/ui/__init__.py first, which turns telemetry off before gradio loads.
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,10 @@ from mmsearch.search import SearchResult
 from mmsearch.service import MMSearch
 from mmsearch.settings import SAMPLE_LIBRARY, Settings
 from mmsearch.store import Library
-from mmsearch.ui.actions import Actions, Found, Indexed, LibraryState
+from mmsearch.ui.actions import Actions, Found, Indexed
 from mmsearch.ui.api import register_api
-from mmsearch.ui.present import EMPTY_LIBRARY, caption, detail_markdown, status_markdown
+from mmsearch.ui.present import EMPTY_LIBRARY, caption, detail_markdown, plain, status_markdown
+from mmsearch.ui.thumbs import thumbs_dir
 
 TITLE = "mmsearch"
 MAX_K = 100
@@ -27,7 +27,7 @@ NO_SELECTION = "*Click a result to see it larger.*"
 
 CSS = """
 #mms-banner { border: 1px solid var(--color-accent); border-radius: var(--radius-lg);
-              background: var(--color-accent-soft); padding: 12px 16px; }
+              background: var(--color-accent-soft); padding: 10px 16px; align-items: center; }
 #mms-detail img { object-fit: contain; }
 .mms-note { color: var(--body-text-color-subdued); }
 """
@@ -40,32 +40,35 @@ def build_demo(settings: Settings, service: MMSearch | None = None, *, sample_di
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         actions = Actions(service, sample_dir or SAMPLE_LIBRARY, lambda paths: _expose(demo, paths))
         gr.Markdown(f"# {TITLE}\nSearch your photos by describing them, or by showing a similar picture.")
-        with gr.Group(visible=False, elem_id="mms-banner") as banner:
+        with gr.Row(visible=False, equal_height=True, elem_id="mms-banner") as banner:
             gr.Markdown(EMPTY_LIBRARY)
-            sample_btn = gr.Button("Index the sample library", variant="primary", size="md")
+            sample_btn = gr.Button("Index the sample library", variant="primary", scale=0, min_width=240)
         with gr.Tabs():
             with gr.Tab("Search", id="search"):
                 s = _search_tab(actions, default_k)
             with gr.Tab("Index", id="index"):
                 folder, index_btn, summary, skipped = _index_tab()
             with gr.Tab("Library", id="library"):
-                status_md = gr.Markdown("Loading…")
-                refresh_btn = gr.Button("Refresh", size="sm")
+                status_md = gr.Markdown("Loading…", elem_id="mms-status")
+                with gr.Row():
+                    refresh_btn = gr.Button("Refresh", size="sm", scale=0, min_width=100)
         register_api(actions, default_k, s["image"])
 
         def show_state() -> tuple[str, Any]:
             state = actions.library_state()
             return status_markdown(state.status), gr.update(visible=state.empty)
 
+        def after_index(done: Indexed) -> tuple:
+            ready = gr.update(value="Library updated: search away.") if done.ok else gr.update()
+            return _index_outputs(done) + show_state() + (ready,)
+
         def index_typed(folder_text: str, progress: gr.Progress = gr.Progress()) -> tuple:
-            done = actions.index_folder(folder_text, _progress_reporter(progress))
-            return _index_outputs(done) + show_state()
+            return after_index(actions.index_folder(folder_text, _progress_reporter(progress)))
 
         def index_sample(progress: gr.Progress = gr.Progress()) -> tuple:
-            done = actions.index_sample(_progress_reporter(progress))
-            return _index_outputs(done) + show_state()
+            return after_index(actions.index_sample(_progress_reporter(progress)))
 
-        index_outputs = [summary, skipped, status_md, banner]
+        index_outputs = [summary, skipped, status_md, banner, s["message"]]
         index_btn.click(index_typed, folder, index_outputs, **INDEX_EVENT)
         folder.submit(index_typed, folder, index_outputs, **INDEX_EVENT)
         sample_btn.click(index_sample, None, index_outputs, **INDEX_EVENT)
@@ -85,11 +88,11 @@ def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
                              sources=["upload", "clipboard"],
                              height=200, elem_id="mms-image")
             image_btn = gr.Button("Search by image", size="md")
-            k = gr.Slider(1, MAX_K, value=default_k, step=1, label="Results (k)")
+            k = gr.Slider(1, MAX_K, value=default_k, step=1, label="Results (k)", elem_id="mms-k")
         with gr.Column(scale=4):
             message = gr.Markdown("", elem_id="mms-message")
             gallery = gr.Gallery(show_label=False, columns=4, height="auto", allow_preview=False,
-                                 object_fit="cover", elem_id="mms-gallery")
+                                 object_fit="cover", buttons=[], elem_id="mms-gallery")
         with gr.Column(scale=2, min_width=280, elem_id="mms-detail"):
             big = gr.Image(show_label=False, interactive=False, height=320, buttons=["fullscreen"],
                            elem_id="mms-big")
@@ -99,8 +102,7 @@ def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
     selected = gr.State(None)
 
     def show(found: Found) -> tuple:
-        if not found.ok:
-            gr.Warning(found.message)
+        # Problems go in the line above the gallery, where the results would have been; no toast.
         items = [(t, caption(h)) for h, t in zip(found.hits, found.thumbs)]
         note = found.message if found.ok else f"⚠️ {found.message}"
         return items, found.hits, note
@@ -120,7 +122,7 @@ def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
     image.upload(image_search, [image, k], outs, **PRIVATE)
     more_btn.click(lambda p, n: show(actions.more_like_this(p, n)), [selected, k], outs, **PRIVATE)
     gallery.select(on_select, results, [big, details, selected, more_btn], **PRIVATE)
-    return {"image": image}
+    return {"image": image, "message": message}
 
 
 def _index_tab() -> tuple:
@@ -137,10 +139,7 @@ def _index_tab() -> tuple:
 
 
 def _index_outputs(done: Indexed) -> tuple:
-    if done.ok:
-        gr.Info(done.message)
-    else:
-        gr.Warning(done.message)
+    (gr.Info if done.ok else gr.Warning)(plain(done.message))
     rows = [[p, why] for p, why in done.report.skipped] if done.report else []
     note = done.message if done.ok else f"⚠️ {done.message}"
     return note, gr.update(value=rows, visible=bool(rows))
@@ -171,8 +170,7 @@ def allowed_paths(settings: Settings, sample_dir: Path | None = None) -> list[st
         roots = Library(settings.data_dir, create=False).roots
     except LibraryNotFound:
         roots = []
-    extra = [sample_dir or SAMPLE_LIBRARY, Path(settings.data_dir).expanduser().resolve() / "thumbs"]
-    return roots + [str(Path(p).resolve()) for p in extra]
+    return roots + [str(Path(sample_dir or SAMPLE_LIBRARY).resolve()), str(thumbs_dir(settings))]
 
 
 def launch_options(settings: Settings, sample_dir: Path | None = None) -> dict[str, Any]:

@@ -25,14 +25,12 @@ def caption(hit: SearchResult) -> str:
 
 
 def detail_markdown(hit: SearchResult) -> str:
-    dims = f"{hit.width} × {hit.height}" if hit.width and hit.height else "unknown"
+    dims = f"{hit.width} × {hit.height} px" if hit.width and hit.height else "unknown size"
     return (
-        f"### {_escape(hit.name)}\n\n"
-        f"| | |\n|---|---|\n"
-        f"| Score | **{hit.score:.3f}** |\n"
-        f"| Size | {dims} px · {human_bytes(hit.size)} |\n"
-        f"| Format | {_escape(hit.format or 'unknown')} |\n"
-        f"| Path | `{hit.path}` |\n"
+        f"### {_escape(hit.name)}\n"
+        f"**Score** {hit.score:.3f}  \n"
+        f"**Size** {dims} · {human_bytes(hit.size)} · {_escape(hit.format or 'unknown format')}  \n"
+        f"**Path** `{hit.path}`"
     )
 
 
@@ -65,6 +63,11 @@ def friendly(exc: BaseException) -> str:
         msg = str(exc)
         return msg[:1].upper() + msg[1:]
     return f"Something went wrong ({type(exc).__name__}). The server log has the details."
+
+
+def plain(markdown: str) -> str:
+    """For toasts, which render text, not Markdown."""
+    return markdown.replace("**", "").replace("`", "")
 
 
 def _escape(text: str) -> str:

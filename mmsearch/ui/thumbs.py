@@ -14,9 +14,15 @@ from pathlib import Path
 
 from mmsearch.errors import BadMedia
 from mmsearch.media.images import decode_image
+from mmsearch.settings import Settings
 
 THUMB_EDGE = 384
 PREVIEW_EDGE = 1280
+
+
+def thumbs_dir(settings: Settings) -> Path:
+    """Absolute, because the web server's allowed_paths must be."""
+    return Path(settings.data_dir).expanduser().resolve() / "thumbs"
 
 
 class Renditions:

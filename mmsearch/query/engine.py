@@ -1,0 +1,267 @@
+"""The query engine: every query part against every table that can answer it, fused into one list.
+
+1. Route: each part goes to each table whose encoder accepts its modality, or to a table reached
+   through a bridge (projector) from an encoder that does.
+2. Retrieve: each (part, table) pair is searched concurrently for a shortlist (vector search with
+   pre-filters; BM25 keyword search too for text parts when hybrid is on).
+3. Rerank: every shortlisted candidate is rescored exactly with full-precision vectors against every
+   dense part of its table, so fusion sees complete, exact lists (and negative parts can push down).
+4. Fuse (RRF or weighted normalised scores), cut by minimum score, diversify (MMR), explain.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from mmsearch.encoders.base import Encoder
+from mmsearch.errors import BadQuery, EmptyQuery, LibraryNotFound
+from mmsearch.query.embed import Projector, embed_part
+from mmsearch.query.filters import Filters, build_filters
+from mmsearch.query.fusion import RankedList, fuse
+from mmsearch.query.mmr import mmr_order
+from mmsearch.query.parts import MAX_PARTS, QueryOptions, QueryPart
+from mmsearch.search.results import SearchResult
+from mmsearch.search.vector import VectorSearch
+from mmsearch.store.library import Library
+from mmsearch.store.table import SpaceTable
+
+
+@dataclass
+class Contribution:
+    part: str
+    table: str
+    kind: str  # "dense" or "keyword"
+    rank: int
+    score: float
+
+
+@dataclass
+class FusedHit:
+    result: SearchResult
+    score: float
+    contributions: list[Contribution] = field(default_factory=list)
+
+    def explain(self) -> str:
+        return "; ".join(f"{c.part} via {c.table} ({c.kind} #{c.rank}, {c.score:.3f})" for c in self.contributions)
+
+    def to_dict(self) -> dict:
+        d = self.result.to_dict()
+        d.update(fused_score=round(self.score, 6),
+                 matched=[{"part": c.part, "table": c.table, "kind": c.kind, "rank": c.rank,
+                           "score": round(c.score, 6)} for c in self.contributions])
+        return d
+
+
+@dataclass
+class Answer:
+    hits: list[FusedHit]
+    notes: list[str]
+    lists: int
+    seconds: float
+
+
+@dataclass
+class _Route:
+    part: QueryPart
+    table: SpaceTable
+    vector: np.ndarray | None  # None for keyword-only routes
+
+
+class QueryEngine:
+    """Receives the library, encoders, bridges and a vector searcher; builds none of them."""
+
+    def __init__(self, library: Library, encoders: Sequence[Encoder], vectors: VectorSearch,
+                 projectors: Sequence[Projector] = ()) -> None:
+        self.library = library
+        self.encoders = list(encoders)
+        self.vectors = vectors
+        self.projectors = list(projectors)
+
+    # -- public ---------------------------------------------------------------------------------
+    def run(self, parts: Sequence[QueryPart], options: QueryOptions) -> Answer:
+        started = time.perf_counter()
+        options.validate()
+        _check_parts(parts)
+        tables = self._tables(options.targets)
+        filters = {t.name: _filters(t, options) for t in tables}
+        routes = self._routes(parts, tables)
+        lists, rows = self._retrieve(routes, filters, options)
+        ranked = self._rerank(routes, lists, rows) if options.rerank else lists
+        hits = self._fuse(ranked, rows, routes, options)
+        notes = []
+        if any(filters.values()) and len(hits) < options.k:
+            notes.append(f"only {len(hits)} items match the filters (asked for {options.k})")
+        return Answer(hits, notes, len(ranked), time.perf_counter() - started)
+
+    # -- routing --------------------------------------------------------------------------------
+    def _tables(self, targets: Sequence[str]) -> list[SpaceTable]:
+        tables = []
+        for modality in targets:
+            for space in self.library.spaces(modality):
+                table = self.library.table(modality, space)
+                if table is not None and table.count() > 0:
+                    tables.append(table)
+        if not tables:
+            raise LibraryNotFound(
+                f"the library at {self.library.data_dir} has nothing indexed for {' or '.join(targets)} yet; "
+                f"index a folder first"
+            )
+        return tables
+
+    def _routes(self, parts: Sequence[QueryPart], tables: list[SpaceTable]) -> list[_Route]:
+        cache: dict[tuple[int, str], np.ndarray] = {}
+        routes: list[_Route] = []
+        for part in parts:
+            found = False
+            for table in tables:
+                vec = self._vector_for(part, table, cache)
+                if vec is not None:
+                    routes.append(_Route(part, table, vec))
+                    found = True
+                if part.kind == "text" and not part.negative:
+                    routes.append(_Route(part, table, None))  # keyword side, used when hybrid is on
+            if not found:
+                have = ", ".join(f"{t.modality} ({t.space.describe()})" for t in tables)
+                raise BadQuery(f"no table in this library can answer {part.describe()}: the library has {have}")
+        return routes
+
+    def _vector_for(self, part: QueryPart, table: SpaceTable, cache: dict) -> np.ndarray | None:
+        for enc in self.encoders:
+            if enc.supports(part.kind) and enc.space == table.space:
+                return self._embed(enc, part, cache)
+        for proj in self.projectors:
+            if proj.target != table.space:
+                continue
+            for enc in self.encoders:
+                if enc.supports(part.kind) and enc.space == proj.source:
+                    vec = proj.project(self._embed(enc, part, cache)[None, :])[0]
+                    return vec / max(float(np.linalg.norm(vec)), 1e-12)
+        return None
+
+    @staticmethod
+    def _embed(enc: Encoder, part: QueryPart, cache: dict) -> np.ndarray:
+        key = (id(part), enc.space.id)
+        if key not in cache:
+            cache[key] = embed_part(enc, part)
+        return cache[key]
+
+    # -- retrieval ------------------------------------------------------------------------------
+    def _retrieve(self, routes: list[_Route], filters: dict[str, Filters], options: QueryOptions
+                  ) -> tuple[list[tuple[_Route, RankedList]], dict[str, tuple[SpaceTable, dict]]]:
+        jobs = [r for r in routes if (r.vector is not None and not r.part.negative)
+                or (r.vector is None and options.hybrid and r.table.has_keyword_index())]
+
+        def one(route: _Route) -> list[tuple[dict, float]]:
+            f = filters[route.table.name]
+            if route.vector is not None:
+                # With rerank on, the shortlist comes cheap (quantised scores) and is rescored exactly below.
+                return self.vectors.search(route.table, route.vector, options.shortlist, f, approximate=options.rerank)
+            arrow = route.table.keyword_search(str(route.part.value), options.shortlist, f.sql())
+            return [(r, r.pop("_score")) for r in arrow.to_pylist()]
+
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as pool:
+            results = list(pool.map(one, jobs))
+        rows: dict[str, tuple[SpaceTable, dict]] = {}
+        lists = []
+        for route, found in zip(jobs, results):
+            for row, _ in found:
+                rows.setdefault(row["path"], (route.table, row))
+            lists.append((route, RankedList(tuple(r["path"] for r, _ in found), tuple(s for _, s in found),
+                                            route.part.weight, route.part.label)))
+        return lists, rows
+
+    def _rerank(self, routes: list[_Route], lists: list[tuple[_Route, RankedList]],
+                rows: dict[str, tuple[SpaceTable, dict]]) -> list[tuple[_Route, RankedList]]:
+        """Rescore every candidate exactly against every dense part of its table's space."""
+        keyword = [(r, rl) for r, rl in lists if r.vector is None]
+        return self._score_candidates([r for r in routes if r.vector is not None], rows) + keyword
+
+    def _score_candidates(self, routes: list[_Route], rows: dict[str, tuple[SpaceTable, dict]]
+                          ) -> list[tuple[_Route, RankedList]]:
+        by_modality: dict[str, list[str]] = {}
+        for path, (table, _) in rows.items():
+            by_modality.setdefault(table.modality, []).append(path)
+        out = []
+        for route in routes:
+            vecs = self.vectors.vectors(route.table, by_modality.get(route.table.modality, []))
+            if not vecs:
+                continue
+            paths = list(vecs)
+            scores = np.stack([vecs[p] for p in paths]) @ route.vector
+            order = np.argsort(-scores, kind="stable")
+            out.append((route, RankedList(tuple(paths[i] for i in order), tuple(float(scores[i]) for i in order),
+                                          route.part.weight, route.part.label)))
+        return out
+
+    # -- fusion ---------------------------------------------------------------------------------
+    def _fuse(self, ranked: list[tuple[_Route, RankedList]], rows: dict[str, tuple[SpaceTable, dict]],
+              routes: list[_Route], options: QueryOptions) -> list[FusedHit]:
+        if not options.rerank:  # negative parts still need scores over the candidates
+            negatives = [r for r in routes if r.vector is not None and r.part.negative]
+            ranked = ranked + self._score_candidates(negatives, rows)
+        if not ranked or not any(rl.keys for _, rl in ranked):
+            return []
+        fused = fuse([rl for _, rl in ranked if rl.keys], options.method, options.rrf_k, options.norm)
+        best = _best_dense(ranked)
+        if options.min_score is not None:
+            fused = [(p, s) for p, s in fused if best.get(p, -1.0) >= options.min_score]
+        if options.mmr is not None and len(fused) > 1:
+            fused = self._diversify(fused[: options.shortlist], rows, options)
+        hits = []
+        index = [(route, rl, {p: i for i, p in enumerate(rl.keys)}) for route, rl in ranked]
+        for path, score in fused[: options.k]:
+            table, row = rows[path]
+            contribs = [
+                Contribution(route.part.describe(), route.table.name, "dense" if route.vector is not None else "keyword",
+                             pos[path] + 1, rl.scores[pos[path]])
+                for route, rl, pos in index if path in pos
+            ]
+            result = SearchResult.from_row(row, best.get(path, 0.0), table.modality)
+            hits.append(FusedHit(result, score, contribs))
+        return hits
+
+    def _diversify(self, fused: list[tuple[str, float]], rows: dict[str, tuple[SpaceTable, dict]],
+                   options: QueryOptions) -> list[tuple[str, float]]:
+        vectors: dict[str, np.ndarray] = {}
+        groups: dict[str, list[str]] = {}
+        for path, _ in fused:
+            groups.setdefault(rows[path][0].name, []).append(path)
+        for paths in groups.values():
+            vectors.update(self.vectors.vectors(rows[paths[0]][0], paths))
+        keys = [p for p, _ in fused]
+        order = mmr_order(
+            np.array([s for _, s in fused]), [vectors.get(p) for p in keys], [rows[p][0].name for p in keys],
+            options.mmr if options.mmr is not None else 1.0, options.k,
+        )
+        return [fused[i] for i in order]
+
+
+def _best_dense(ranked: list[tuple[_Route, RankedList]]) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for route, rl in ranked:
+        if route.vector is None or route.part.negative:
+            continue
+        for p, s in zip(rl.keys, rl.scores):
+            if s > best.get(p, -np.inf):
+                best[p] = s
+    return best
+
+
+def _filters(table: SpaceTable, options: QueryOptions) -> Filters:
+    return build_filters(table.table.schema, options.where, options.folder, options.types, options.after,
+                         options.before)
+
+
+def _check_parts(parts: Sequence[QueryPart]) -> None:
+    if not parts:
+        raise EmptyQuery("the query has no parts: give some text, an image or a sound")
+    if len(parts) > MAX_PARTS:
+        raise BadQuery(f"a query takes at most {MAX_PARTS} parts, got {len(parts)}")
+    if sum(p.weight for p in parts) < 0 or not any(p.weight > 0 for p in parts):
+        raise BadQuery("the query's weights add up to less than zero or have no positive part; negative "
+                       "parts only push results down, so give at least as much positive weight")

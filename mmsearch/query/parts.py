@@ -1,0 +1,95 @@
+"""Query parts: what the user gives (text, images, sounds), each with a weight; negative weights subtract."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mmsearch.errors import BadQuery, EmptyQuery
+from mmsearch.query.fusion import Method, Norm
+
+PartKind = Literal["text", "image", "audio"]
+KINDS: tuple[str, ...] = ("text", "image", "audio")
+MAX_PARTS = 16
+_WEIGHTED = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*:(.*)$", re.S)
+
+
+@dataclass
+class QueryPart:
+    kind: PartKind
+    value: Any  # text; a path or PIL image; a path or (samples, rate) for audio
+    weight: float = 1.0
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise BadQuery(f"unknown query part kind {self.kind!r}; use one of {', '.join(KINDS)}")
+        if self.weight == 0:
+            raise BadQuery(f"{self.describe()} has weight 0, which would do nothing; drop it or give it a weight")
+        if self.kind == "text" and not str(self.value or "").strip():
+            raise EmptyQuery("a text part is empty: type some words")
+        if not self.label:
+            shown = self.value if self.kind == "text" else Path(str(self.value)).name if isinstance(self.value, (str, Path)) else "upload"
+            self.label = f"{self.kind}:{shown}"
+
+    @property
+    def negative(self) -> bool:
+        return self.weight < 0
+
+    def describe(self) -> str:
+        sign = "-" if self.weight < 0 else "+"
+        return f"{sign}{abs(self.weight):g} {self.label}" if self.label else f"{self.kind} part"
+
+
+def parse_weighted(raw: str) -> tuple[float, str]:
+    """'2:beach' -> (2.0, 'beach'); '-1:people' -> (-1.0, 'people'); 'beach' -> (1.0, 'beach')."""
+    m = _WEIGHTED.match(raw)
+    if not m:
+        return 1.0, raw
+    return float(m.group(1)), m.group(2)
+
+
+def part_from_cli(kind: PartKind, raw: str) -> QueryPart:
+    weight, value = parse_weighted(raw)
+    if kind != "text":
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise BadQuery(f"{kind} query file {value!r} does not exist")
+        value = str(path)
+    return QueryPart(kind, value, weight)
+
+
+@dataclass
+class QueryOptions:
+    k: int = 12
+    targets: tuple[str, ...] = ("image", "audio")
+    method: Method = "rrf"
+    rrf_k: float = 60.0
+    norm: Norm = "minmax"
+    hybrid: bool = True
+    rerank: bool = True
+    shortlist: int = 100
+    mmr: float | None = None  # lambda: 1.0 = pure relevance, lower = more diverse
+    min_score: float | None = None  # cosine; candidates whose best dense match is lower are cut
+    where: list[str] = field(default_factory=list)
+    folder: str | None = None
+    types: list[str] = field(default_factory=list)
+    after: str | None = None
+    before: str | None = None
+
+    def validate(self) -> None:
+        if not 1 <= self.k <= 1000:
+            raise BadQuery(f"k must be between 1 and 1000, got {self.k}")
+        if not self.rrf_k > 0:
+            raise BadQuery(f"RRF k must be positive, got {self.rrf_k}")
+        if self.shortlist < self.k:
+            self.shortlist = self.k
+        if self.shortlist > 5000:
+            raise BadQuery(f"shortlist must be at most 5000, got {self.shortlist}")
+        if self.mmr is not None and not 0.0 <= self.mmr <= 1.0:
+            raise BadQuery(f"MMR lambda must be between 0 and 1, got {self.mmr}")
+        unknown = [t for t in self.targets if t not in ("image", "audio")]
+        if unknown or not self.targets:
+            raise BadQuery(f"search targets must be image and/or audio, got {', '.join(self.targets) or 'none'}")

@@ -1,0 +1,44 @@
+"""Nearest neighbours in one table: exact in memory below the ANN threshold, LanceDB's index above."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from mmsearch.query.filters import Filters
+from mmsearch.search.exact import ExactIndex
+from mmsearch.store.table import SpaceTable
+
+
+class VectorSearch:
+    def __init__(self, ann_threshold: int = 150_000) -> None:
+        self.ann_threshold = ann_threshold
+        self._exact: dict[str, ExactIndex] = {}
+        self._lock = threading.Lock()
+
+    def _index(self, table: SpaceTable) -> ExactIndex:
+        with self._lock:
+            return self._exact.setdefault(table.name, ExactIndex())
+
+    def uses_ann(self, table: SpaceTable) -> bool:
+        return table.count() >= self.ann_threshold and table.has_ann_index()
+
+    def search(self, table: SpaceTable, vector: np.ndarray, n: int, filters: Filters | None = None,
+               approximate: bool = False) -> list[tuple[dict, float]]:
+        """approximate=True returns the ANN index's quantised scores, for a caller that rescores."""
+        if not self.uses_ann(table):
+            return self._index(table).search(table, vector, n, filters)
+        where = filters.sql() if filters else None
+        rows = table.ann_search(vector, n, where, refine=None if approximate else 10).to_pylist()
+        if where and len(rows) < n:
+            # A selective filter can starve the index's candidate lists: confirm with an exact scan.
+            rows = table.ann_search(vector, n, where, exact=True).to_pylist()
+        return [(r, 1.0 - r.pop("_distance")) for r in rows]
+
+    def vectors(self, table: SpaceTable, paths: list[str]) -> dict[str, np.ndarray]:
+        """Full-precision stored vectors for rescoring a shortlist."""
+        if not self.uses_ann(table):
+            return self._index(table).vectors(table, paths)
+        rows = table.rows_for_paths(paths, with_vector=True)
+        return {p: np.asarray(r["vector"], np.float32) for p, r in rows.items()}

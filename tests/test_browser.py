@@ -1,0 +1,126 @@
+"""The real app in headless Chromium: search, click a result, more like this, and the empty-library banner.
+
+Uses the system Chromium (never `playwright install`, which would download a browser).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from mmsearch.service import MMSearch
+from mmsearch.settings import Settings
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+TIMEOUT_MS = 20_000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"needs the system Chromium at {CHROMIUM}"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served(settings: Settings, service: MMSearch | None = None, **build: object) -> Iterator[str]:
+    from mmsearch.ui.app import build_demo, launch
+
+    demo = build_demo(settings, service, **build)
+    _, url, _ = launch(settings.model_copy(update={"port": free_port()}), demo=demo,
+                       prevent_thread_lock=True, quiet=True)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def page():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(TIMEOUT_MS)
+            yield page
+        finally:
+            browser.close()
+
+
+def thumbnails(page):
+    return page.locator("#mms-gallery button.thumbnail-item img")
+
+
+def captions(page) -> list[str]:
+    return page.locator("#mms-gallery .caption-label").all_inner_texts()
+
+
+def test_search_select_and_more_like_this(page, settings: Settings, photo_dir: Path, tmp_path: Path) -> None:
+    service = MMSearch(settings)
+    service.index([photo_dir])
+    indexed = len([p for p in photo_dir.rglob("*") if p.is_file()])
+    k = 4
+    with served(settings, service) as url:
+        page.goto(url)
+        page.locator("#mms-query textarea").fill("a photo of a cat")
+        assert thumbnails(page).count() == 0
+        page.locator("#mms-k input[type=number]").fill(str(k))
+        page.locator("#mms-k input[type=number]").press("Tab")
+        page.click("#mms-search")
+        page.wait_for_function(f"document.querySelectorAll('#mms-gallery button.thumbnail-item img').length == {k}")
+        first = captions(page)
+        assert len(first) == min(k, indexed)
+        scores = [float(c.split(" · ")[0]) for c in first]
+        assert scores == sorted(scores, reverse=True)
+        assert "results for" in page.locator("#mms-message").inner_text()
+
+        picked = first[1].split(" · ")[1]
+        thumbnails(page).nth(1).click()
+        page.locator("#mms-details h3").filter(has_text=picked).wait_for()
+        page.locator("#mms-big img").wait_for()
+        details = page.locator("#mms-details").inner_text()
+        assert "Score" in details and str(photo_dir) in details and " × " in details
+
+        more = page.locator("#mms-more")
+        assert more.is_enabled()
+        more.click()
+        page.wait_for_function(
+            "document.querySelector('#mms-message').innerText.includes('more like')")
+        page.wait_for_function(f"document.querySelectorAll('#mms-gallery button.thumbnail-item img').length == {k}")
+        after = captions(page)
+        assert after != first and all(picked not in c for c in after)  # the file itself is left out
+
+        shot = tmp_path / "search.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 20_000
+
+
+def test_empty_library_banner_indexes_the_sample(page, settings: Settings, photo_dir: Path) -> None:
+    with served(settings, sample_dir=photo_dir) as url:
+        page.goto(url)
+        banner = page.locator("#mms-banner")
+        banner.wait_for(state="visible")
+        page.locator("#mms-query textarea").fill("anything")
+        page.click("#mms-search")
+        page.locator("#mms-message").filter(has_text="library is empty").wait_for()
+        assert page.locator(".traceback, .error").count() == 0
+
+        page.get_by_role("button", name="Index the sample library").click()
+        banner.wait_for(state="hidden")
+        page.locator("#mms-message").filter(has_text="Library updated").wait_for()
+        page.click("#mms-search")
+        page.wait_for_function("document.querySelectorAll('#mms-gallery button.thumbnail-item img').length == 7")
+        page.get_by_role("tab", name="Library").click()
+        assert str(photo_dir) in page.locator("#mms-status").inner_text()
