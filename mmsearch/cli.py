@@ -86,40 +86,82 @@ def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool) -> None:
 
 @cli.command()
 @click.argument("query", required=False)
-@click.option("--image", "image", type=click.Path(path_type=Path), help="Search by this image.")
+@click.option("--text", "texts", multiple=True, help="A text part, optionally WEIGHT:TEXT (e.g. -1:people). Repeatable.")
+@click.option("--image", "images", multiple=True, help="An image part, optionally WEIGHT:PATH. Repeatable.")
+@click.option("--audio", "audios", multiple=True, help="A sound part, optionally WEIGHT:PATH. Repeatable.")
 @click.option("--like", "like", help="More like this indexed file.")
+@click.option("--target", type=click.Choice(["images", "audio", "all"]), default="all", show_default=True,
+              help="Which tables to search.")
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=None, help="Number of results.")
+@click.option("--where", multiple=True, help="Filter COLUMN OP VALUE, e.g. width>=1000, format=PNG, tags~beach.")
+@click.option("--folder", help="Only files under this folder.")
+@click.option("--type", "types", multiple=True, help="Only these file types (jpg, png, wav ...). Repeatable.")
+@click.option("--after", help="Modified on or after this date (YYYY-MM-DD).")
+@click.option("--before", help="Modified before this date (YYYY-MM-DD).")
+@click.option("--fusion", type=click.Choice(["rrf", "weighted"]), default="rrf", show_default=True)
+@click.option("--rrf-k", type=float, default=60.0, show_default=True)
+@click.option("--norm", type=click.Choice(["minmax", "zscore"]), default="minmax", show_default=True,
+              help="Score normalisation for --fusion weighted.")
+@click.option("--hybrid/--no-hybrid", default=True, show_default=True, help="Fuse keyword (BM25) matches.")
+@click.option("--rerank/--no-rerank", default=True, show_default=True, help="Rescore the shortlist exactly.")
+@click.option("--shortlist", type=click.IntRange(1, 5000), default=100, show_default=True)
+@click.option("--mmr", type=click.FloatRange(0, 1), default=None, help="Diversify: 1 = relevance only, lower = more varied.")
+@click.option("--min-score", type=float, default=None, help="Cut results whose best similarity is lower.")
+@click.option("--explain", is_flag=True, help="Show which query parts and tables matched each result.")
 @click.option("--plain", is_flag=True, help="A readable table instead of JSON lines.")
 @click.option("--paths-only", is_flag=True, help="One path per line.")
 @click.pass_context
 @_friendly
-def search(ctx: click.Context, query: str | None, image: Path | None, like: str | None, k: int | None,
-           plain: bool, paths_only: bool) -> None:
-    """Search by text QUERY, by --image, or --like an indexed file."""
-    given = [x for x in (query, image, like) if x]
-    if len(given) != 1:
-        raise click.UsageError("give exactly one of: a text QUERY, --image PATH, --like PATH")
+def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images: tuple[str, ...],
+           audios: tuple[str, ...], like: str | None, target: str, k: int | None, explain: bool, plain: bool,
+           paths_only: bool, **opts) -> None:
+    """Search by text, images and sounds at once; parts are fused into one ranked list.
+
+    \b
+    mmsearch search "dog on a beach"
+    mmsearch search --text beach --image photo.jpg --text -1:people
+    mmsearch search "storm" --target images --where width>=1000 --after 2024-01-01
+    """
+    from mmsearch.query.parts import QueryOptions, part_from_cli
+
     svc = _service(ctx)
-    if image:
-        hits = svc.search_image(image, k)
-    elif like:
-        hits = svc.more_like_this(os.path.abspath(like), k)
-    else:
-        hits = svc.search_text(query or "", k)
-    for line in _format(hits, plain, paths_only):
-        click.echo(line)
+    k = svc.settings.default_k if k is None else k
+    raw = [("text", query)] if query else []
+    raw += [("text", t) for t in texts] + [("image", i) for i in images] + [("audio", a) for a in audios]
+    if like:
+        if raw:
+            raise click.UsageError("--like stands alone; to mix it with other parts, pass the file as --image")
+        _emit([(h, None) for h in svc.more_like_this(os.path.abspath(like), k)], plain, paths_only, explain)
+        return
+    if not raw:
+        raise click.UsageError("give a text QUERY or at least one --text, --image, --audio or --like")
+    parts = [part_from_cli(kind, value) for kind, value in raw]  # type: ignore[arg-type]
+    targets = {"images": ("image",), "audio": ("audio",), "all": ("image", "audio")}[target]
+    options = QueryOptions(k=k, targets=targets, method=opts["fusion"], rrf_k=opts["rrf_k"], norm=opts["norm"],
+                           hybrid=opts["hybrid"], rerank=opts["rerank"], shortlist=opts["shortlist"],
+                           mmr=opts["mmr"], min_score=opts["min_score"], where=list(opts["where"]),
+                           folder=opts["folder"], types=list(opts["types"]), after=opts["after"],
+                           before=opts["before"])
+    answer = svc.query(parts, options)
+    for note in answer.notes:
+        click.echo(note, err=True)
+    _emit([(h.result, h) for h in answer.hits], plain, paths_only, explain)
 
 
-def _format(hits: list, plain: bool, paths_only: bool) -> list[str]:
+def _emit(hits: list, plain: bool, paths_only: bool, explain: bool) -> None:
     if paths_only:
-        return [h.path for h in hits]
-    if plain:
-        if not hits:
-            return ["no results"]
-        lines = [f"{'#':>3}  {'score':>6}  {'size':>11}  path"]
-        lines += [f"{i:>3}  {h.score:6.3f}  {f'{h.width}x{h.height}':>11}  {h.path}" for i, h in enumerate(hits, 1)]
-        return lines
-    return [json.dumps(h.to_dict()) for h in hits]
+        lines = [r.path for r, _ in hits]
+    elif plain:
+        lines = [f"{'#':>3}  {'score':>6}  {'type':<5}  {'size':>11}  path"] if hits else ["no results"]
+        for i, (r, fused) in enumerate(hits, 1):
+            size = f"{r.duration_s:.1f}s" if r.duration_s else f"{r.width}x{r.height}"
+            lines.append(f"{i:>3}  {r.score:6.3f}  {r.modality:<5}  {size:>11}  {r.path}")
+            if explain and fused is not None:
+                lines.append(f"{'':>13}matched: {fused.explain()}")
+    else:
+        lines = [json.dumps(fused.to_dict() if fused is not None else r.to_dict()) for r, fused in hits]
+    for line in lines:
+        click.echo(line)
 
 
 @cli.command()

@@ -47,7 +47,7 @@ def test_search_output_formats(run, photo_dir):
     paths = run("search", "x", "--paths-only", "-k", "7").stdout.splitlines()
     assert sorted(paths) == sorted(str(p) for p in photo_dir.rglob("*") if p.is_file())
     plain = run("search", "x", "--plain", "-k", "2").stdout.splitlines()
-    assert plain[0].split() == ["#", "score", "size", "path"] and len(plain) == 3
+    assert plain[0].split() == ["#", "score", "type", "size", "path"] and len(plain) == 3
     by_image = run("search", "--image", str(photo_dir / "img1.png"), "--paths-only", "-k", "1").stdout
     assert by_image.strip() == str(photo_dir / "img1.png")
     like = run("search", "--like", str(photo_dir / "img1.png"), "--paths-only", "-k", "3").stdout.splitlines()
@@ -69,7 +69,13 @@ def test_errors_are_one_clear_line_not_a_traceback(run, photo_dir, settings):
     res = run("search", "  ")
     assert res.exit_code == 1 and "query is empty" in res.stderr
     res = run("search")
-    assert res.exit_code == 2 and "exactly one of" in res.stderr
+    assert res.exit_code == 2 and "give a text QUERY" in res.stderr
+    res = run("search", "x", "--where", "colour=red")
+    assert res.exit_code == 1 and "unknown filter column 'colour'" in res.stderr
+    res = run("search", "--text", "0:x")
+    assert res.exit_code == 1 and "weight 0" in res.stderr
+    res = run("search", "--image", "/no/such.jpg")
+    assert res.exit_code == 1 and "does not exist" in res.stderr
 
 
 def test_unknown_model_and_missing_weights(settings, tmp_path, photo_dir):
@@ -104,3 +110,25 @@ def test_python_dash_m_entry_point(settings, photo_dir):
     out = subprocess.run([sys.executable, "-m", "mmsearch", "search", "sunset", "--paths-only", "-k", "2"],
                          env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and len(out.stdout.splitlines()) == 2
+
+
+def test_multi_part_query_with_filters_and_explanations(run, photo_dir):
+    run("index", "-q", str(photo_dir))
+    res = run("search", "--text", "2:sunset", "--image", str(photo_dir / "img1.png"), "--text", "-1:people",
+              "--where", "format=PNG", "-k", "5")
+    hits = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [h["path"] for h in hits] == [str(photo_dir / "img1.png")]  # the only PNG
+    assert res.stderr.strip() == "only 1 items match the filters (asked for 5)"
+    parts = {m["part"] for m in hits[0]["matched"]}
+    assert parts == {"+2 text:sunset", "+1 image:img1.png", "-1 text:people"}
+    plain = run("search", "x", "--plain", "--explain", "-k", "1").stdout
+    assert "matched: +1 text:x via image__" in plain
+
+
+def test_keyword_side_finds_file_names(run, photo_dir):
+    from tests.conftest import write_image
+
+    write_image(photo_dir / "SKU-48213.jpg", seed=77)
+    run("index", "-q", str(photo_dir))  # also builds the keyword index
+    top = run("search", "48213", "--paths-only", "-k", "1").stdout.strip()
+    assert top == str(photo_dir / "SKU-48213.jpg")

@@ -29,7 +29,7 @@ class QueryPart:
         if self.weight == 0:
             raise BadQuery(f"{self.describe()} has weight 0, which would do nothing; drop it or give it a weight")
         if self.kind == "text" and not str(self.value or "").strip():
-            raise EmptyQuery("a text part is empty: type some words")
+            raise EmptyQuery("the query is empty: type some words to search for")
         if not self.label:
             shown = self.value if self.kind == "text" else Path(str(self.value)).name if isinstance(self.value, (str, Path)) else "upload"
             self.label = f"{self.kind}:{shown}"
