@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import MODELS, ROOT, machine, model_under_test  # also puts the checkout on sys.path
+from common import MODELS, ROOT, CpuShare, machine, model_under_test  # also puts the checkout on sys.path
 
 DEFAULTS = {  # sized so a default run takes a few minutes on 2 cores
     "tiny": {"images": 512, "rss_images": "100,2000"},
@@ -77,9 +77,10 @@ def run(args: argparse.Namespace) -> dict:
 
 def _section(result: dict, name: str, fn) -> dict:  # noqa: ANN001 - a thunk
     print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-    t = time.perf_counter()
+    t, share = time.perf_counter(), CpuShare()
     out = fn()
     result["timings_s"][name] = round(time.perf_counter() - t, 1)
+    result.setdefault("others_cpu_share", {})[name] = share.others()
     print(f"[bench] {name} done in {result['timings_s'][name]}s", file=sys.stderr, flush=True)
     return out
 

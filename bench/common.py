@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -85,6 +86,52 @@ def latencies(fn: Callable[[int], Any], n: int, warmup: int = 3, budget_s: float
     return out
 
 
+def interleaved(fns: dict[str, Callable[[int], Any]], n: int, warmup: int = 2,
+                budget_s: dict[str, float] | None = None, gap_s: float = 0.0) -> dict[str, dict[str, float]]:
+    """Percentiles of each fn(i), called in turn for every i, so load from other users hits all alike.
+
+    A fn with a budget stops being called once its timed calls add up to that many seconds (min 5 calls).
+    gap_s idles before each call, as between a person's queries: thread pools (BLAS) have gone to sleep.
+    """
+    budget_s = budget_s or {}
+    for name, fn in fns.items():
+        for i in range(warmup):
+            fn(i)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(n):
+        for name, fn in fns.items():
+            done = samples[name]
+            if name in budget_s and len(done) >= 5 and sum(done) > budget_s[name]:
+                continue
+            if gap_s:
+                time.sleep(gap_s)
+            done.append(timed(lambda: fn(i)))
+    return {name: percentiles(s) for name, s in samples.items()}
+
+
+class CpuShare:
+    """How busy the machine was with other people's work while a section ran (from /proc/stat)."""
+
+    def __init__(self) -> None:
+        self.start = (time.perf_counter(), _busy_s(), _own_cpu_s())
+
+    def others(self) -> float:
+        wall, busy, own = (b - a for a, b in zip(self.start, (time.perf_counter(), _busy_s(), _own_cpu_s())))
+        cores = len(os.sched_getaffinity(0))
+        return round(max(0.0, busy - own) / (wall * cores), 3) if wall > 0 else 0.0
+
+
+def _busy_s() -> float:
+    fields = _read("/proc/stat").splitlines()[0].split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 class Stopwatch:
     """Accumulates the time spent inside one method while it is patched in."""
 
@@ -133,7 +180,24 @@ def machine() -> dict[str, Any]:
         "torch_interop_threads": torch.get_num_interop_threads(), "python": platform.python_version(),
         "torch": torch.__version__, "open_clip": open_clip.__version__, "lancedb": lancedb.__version__,
         "numpy": numpy.__version__, "pillow": PIL.__version__, "loadavg_start": os.getloadavg(),
+        "mmsearch_source": source_version(),
     }
+
+
+def source_version() -> str:
+    """The commit of the mmsearch code measured (BENCH_COMMIT names it for an exported tree)."""
+    import subprocess
+
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "mmsearch"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + uncommitted changes in mmsearch/" if dirty else "")
 
 
 def _read(path: str) -> str:

@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
-from common import ModelUnderTest, latencies, percentiles, timed
+from common import CpuShare, ModelUnderTest, interleaved, percentiles, timed
 
 from mmsearch.encoders import Encoder
 from mmsearch.encoders.base import EmbeddingSpace
@@ -24,6 +24,7 @@ from mmsearch.store.table import META_COLUMNS, SpaceTable
 DIM = 512
 K = 10
 CLUSTERS = 256
+GAP_S = 0.05
 SPREAD = 0.8  # noise norm relative to a unit centre: within-cluster cosine ~0.6, like one photo theme
 TEXTS = [f"a photo of {w}" for w in (
     "a dog on the beach", "a red car at night", "mountains under snow", "a bowl of ramen", "two cats sleeping",
@@ -53,9 +54,13 @@ def _rows(table: SpaceTable, start: int, vectors: np.ndarray) -> pa.Table:
     cols = {"path": [f"/bench/synthetic/{name}" for name in names], "folder": ["/bench/synthetic"] * n,
             "name": names, "hash": [f"{i:032x}" for i in range(start, start + n)], "size": [250_000] * n,
             "mtime_ns": [1_700_000_000_000_000_000] * n, "width": [1024] * n, "height": [768] * n,
-            "format": ["JPEG"] * n, "indexed_at": [datetime.now(timezone.utc)] * n,
+            "format": ["JPEG"] * n, "text": [f"synthetic {name[:-4]}" for name in names],
+            "indexed_at": [datetime.now(timezone.utc)] * n,
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim)}
-    return pa.table(cols, schema=table.table.schema)
+    schema = table.table.schema
+    # Columns this benchmark has no values for (other modalities' fields) stay null, as for real images.
+    cols.update({f.name: pa.nulls(n, f.type) for f in schema if f.name not in cols})
+    return pa.table({f.name: cols[f.name] for f in schema}, schema=schema)
 
 
 def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -84,15 +89,19 @@ def _matrix(table: SpaceTable) -> tuple[np.ndarray, list[str]]:
     return np.ascontiguousarray(np.concatenate(mats)), paths
 
 
-def numpy_top(matrix: np.ndarray, q: np.ndarray, k: int = K) -> np.ndarray:
-    scores = matrix @ q
+def _einsum(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,j->i", matrix, q)  # numpy's own loop: one thread, no BLAS pool to wake
+
+
+def numpy_top(matrix: np.ndarray, q: np.ndarray, k: int = K, matvec=np.matmul) -> np.ndarray:  # noqa: ANN001
+    scores = matvec(matrix, q)
     top = np.argpartition(-scores, k - 1)[:k]
     return top[np.argsort(-scores[top], kind="stable")]
 
 
 def lancedb_flat(table: SpaceTable, q: np.ndarray) -> pa.Table:
     return (table.table.search(q, vector_column_name="vector").distance_type("cosine")
-            .select(META_COLUMNS).limit(K).to_arrow())
+            .select([*META_COLUMNS, "_distance"]).limit(K).to_arrow())
 
 
 def _recall(found: list[list[str]], truth: list[list[str]]) -> float:
@@ -104,6 +113,7 @@ def exact_paths(self_matrix: np.ndarray, paths: list[str], queries: np.ndarray) 
 
 
 def bench_size(mut: ModelUnderTest, encoder: Encoder, n: int, work: Path, n_queries: int, ann: bool) -> dict:
+    share = CpuShare()
     space = encoder.space if encoder.space.dim == DIM else EmbeddingSpace("bench", "synthetic", "clustered", DIM)
     lib, table, write_s = build_table(work / f"q-lib-{n}", space, n)
     matrix, paths = _matrix(table)
@@ -111,18 +121,26 @@ def bench_size(mut: ModelUnderTest, encoder: Encoder, n: int, work: Path, n_quer
     searcher = Searcher(lib, encoder, ann_threshold=10**12)  # the exact path, whatever n is
     out: dict = {"rows": table.count(), "write_s_upsert_20k_chunks": round(write_s, 2)}
     out["searcher_exact_cold_ms"] = round(timed(lambda: searcher.by_vector(table, queries[0], K)) * 1000, 1)
-    out["searcher_exact"] = percentiles(latencies(lambda i: searcher.by_vector(table, queries[i], K), n_queries))
-    out["numpy_bruteforce"] = percentiles(latencies(lambda i: numpy_top(matrix, queries[i]), n_queries))
-    flat = latencies(lambda i: lancedb_flat(table, queries[i]), n_queries, warmup=2, budget_s=20)
-    out["lancedb_flat"] = percentiles(flat)
+    exact = {
+        "searcher_exact": lambda i: searcher.by_vector(table, queries[i], K),
+        "numpy_bruteforce": lambda i: numpy_top(matrix, queries[i]),
+        "numpy_einsum_1_thread": lambda i: numpy_top(matrix, queries[i], matvec=_einsum),
+    }
+    out.update(interleaved(exact, n_queries))
+    # As in interactive use: an idle pause before each query (BLAS threads asleep, caches cold).
+    idle = interleaved(exact, min(n_queries, 100), gap_s=GAP_S)
+    out.update({f"{name}_after_idle": v for name, v in idle.items()})
+    # Timed apart: a LanceDB scan right before a BLAS call made that call ~10x slower here.
+    out.update(interleaved({"lancedb_flat": lambda i: lancedb_flat(table, queries[i])}, n_queries,
+                           budget_s={"lancedb_flat": 20.0}))
     truth = exact_paths(matrix, paths, queries)
-    found = [lancedb_flat(table, q).column("path").to_pylist() for q in queries[:10]]
-    out["lancedb_flat_recall_vs_numpy"] = _recall(found, truth[:10])
-    out["searcher_table_lookup"] = percentiles(latencies(lambda i: searcher.table(), 50))
+    found = [lancedb_flat(table, q).column("path").to_pylist() for q in queries[:5]]
+    out["lancedb_flat_recall_vs_numpy"] = _recall(found, truth[:5])
     out["end_to_end_text"] = _end_to_end(mut, encoder, n, work, lib if space == encoder.space else None)
     if ann:
-        out["ann"] = _ann(lib, encoder, table, queries, truth)
+        out["ann"] = _ann(lib, encoder, table, matrix, queries, truth)
     out["upsert_512_rows_into_table_ms"] = _commit_cost(table, n)
+    out["others_cpu_share"] = share.others()
     del matrix, searcher
     shutil.rmtree(work / f"q-lib-{n}", ignore_errors=True)
     gc.collect()
@@ -135,21 +153,28 @@ def _end_to_end(mut: ModelUnderTest, encoder: Encoder, n: int, work: Path, lib: 
     if lib is None:  # the tiny model's space has its own width, so it gets its own table of n rows
         build_table(data_dir, encoder.space, n)
     mm = MMSearch(mut.with_data_dir(data_dir), encoder=encoder)
-    result = percentiles(latencies(lambda i: mm.search_text(TEXTS[i % len(TEXTS)], K), 40))
-    result["dim"] = encoder.space.dim
+    text = lambda i: TEXTS[i % len(TEXTS)]  # noqa: E731
+    out = interleaved({
+        "search_text": lambda i: mm.search_text(text(i), K),
+        "text_encode": lambda i: encoder.encode_text([text(i)]),
+        "searcher_table_lookup": lambda i: mm.searcher.table(),
+    }, 40)
     if lib is None:
         shutil.rmtree(data_dir, ignore_errors=True)
-    return result
+    return {**out, "dim": encoder.space.dim}
 
 
-def _ann(lib: Library, encoder: Encoder, table: SpaceTable, queries: np.ndarray, truth: list[list[str]]) -> dict:
+def _ann(lib: Library, encoder: Encoder, table: SpaceTable, matrix: np.ndarray, queries: np.ndarray,
+         truth: list[list[str]]) -> dict:
     build_s = timed(table.build_ann_index)
     searcher = Searcher(lib, encoder, ann_threshold=1)  # the ANN path of a real query, count and index checks included
-    lat = latencies(lambda i: searcher.by_vector(table, queries[i], K), len(queries))
     found = [[r.path for r in searcher.by_vector(table, q, K)] for q in queries]
-    raw = latencies(lambda i: table.ann_search(queries[i], K), len(queries))
-    return {"index": "IVF_HNSW_SQ (SpaceTable.build_ann_index)", "build_s": round(build_s, 1),
-            "searcher_ann": percentiles(lat), "table_ann_search": percentiles(raw),
+    lat = interleaved({
+        "searcher_ann": lambda i: searcher.by_vector(table, queries[i], K),
+        "table_ann_search": lambda i: table.ann_search(queries[i], K),
+        "numpy_bruteforce": lambda i: numpy_top(matrix, queries[i]),
+    }, len(queries))
+    return {"index": "IVF_HNSW_SQ (SpaceTable.build_ann_index)", "build_s": round(build_s, 1), **lat,
             "recall_at_10_vs_exact": _recall(found, truth)}
 
 
@@ -161,16 +186,11 @@ def _commit_cost(table: SpaceTable, n: int) -> dict:
     return percentiles([timed(lambda r=r: table.upsert(r)) for r in rows[1:]])
 
 
-def text_encode(encoder: Encoder, n: int = 40) -> dict:
-    return percentiles(latencies(lambda i: encoder.encode_text([TEXTS[i % len(TEXTS)]]), n))
-
-
 def run_queries(mut: ModelUnderTest, sizes: list[int], work: Path, n_queries: int, ann: bool,
                 ann_min: int) -> dict:
     encoder = mut.encoder()
     encoder.load()
-    out = {"dim": DIM, "k": K, "clusters": CLUSTERS, "queries": n_queries, "text_encode": text_encode(encoder),
-           "sizes": {}}
+    out: dict = {"dim": DIM, "k": K, "clusters": CLUSTERS, "queries": n_queries, "sizes": {}}
     for n in sizes:
         out["sizes"][str(n)] = bench_size(mut, encoder, n, work, n_queries, ann and n >= ann_min)
     return out

@@ -11,7 +11,10 @@ def markdown(r: dict) -> str:
         parts.append(_rss(r["rss"]))
     if "query" in r:
         parts.append(_query(r["query"]))
-    parts.append("Section wall times (s): " + ", ".join(f"{k} {v}" for k, v in r["timings_s"].items()) + "\n")
+    parts.append("Section wall times (s): " + ", ".join(f"{k} {v}" for k, v in r["timings_s"].items()) + ".\n")
+    parts.append("Share of the CPUs used by other people's processes during each section (from /proc/stat, "
+                 "minus this benchmark's own CPU time): " + ", ".join(
+                     f"{k} {v:.0%}" for k, v in r.get("others_cpu_share", {}).items()) + ".\n")
     return "\n".join(parts)
 
 
@@ -24,6 +27,7 @@ def _machine(r: dict) -> str:
         f"{m['open_clip']}, lancedb {m['lancedb']}, numpy {m['numpy']}, Pillow {m['pillow']}, Python {m['python']}. "
         f"Load average (1/5/15 min) at start {load(m['loadavg_start'])}, at end {load(m.get('loadavg_end', []))}: "
         f"the machine is shared, so treat differences under ~10% as noise.\n\n"
+        f"mmsearch source: {m.get('mmsearch_source', 'unknown')}.\n\n"
         f"Model: {s['model']} ({s['pretrained']}), device {s['device']}; batch_size {s['batch_size']}, "
         f"workers {s['workers']}, commit_every {s['commit_every']}.\n"
     )
@@ -63,11 +67,12 @@ def _ingest(g: dict) -> str:
 def _rss(m: dict) -> str:
     rows = "\n".join(
         f"| {x['images']} | {x['peak_rss_mb']} | {x['hwm_after_load_mb']} | {x['peak_minus_after_load_mb']} | "
-        f"{x['index_s']} |" for x in m["runs"])
+        f"{x['index_s']} | {x['process_lifetime_peak_mb']} |" for x in m["runs"])
     return (
         "## 2. Peak RSS of one indexing process\n\n"
-        "| photos | peak RSS MiB (wait4) | peak after model load MiB | indexing adds MiB | index s |\n"
-        f"|---|---|---|---|---|\n{rows}\n\n"
+        "| photos | peak RSS MiB (VmHWM after index) | peak after model load MiB | indexing adds MiB | index s "
+        "| whole-process peak MiB (polled, incl. shutdown) |\n"
+        f"|---|---|---|---|---|---|\n{rows}\n\n"
         f"Growth from smallest to largest folder: {m['growth_mb']} MiB "
         f"({m['growth_mb_per_1000_images']} MiB per 1000 photos).\n"
     )
@@ -78,30 +83,39 @@ def _lat(p: dict | None) -> str:
 
 
 def _query(q: dict) -> str:
-    sizes = list(q["sizes"])
+    S = q["sizes"]
+    sizes = list(S)
     head = "| measure (ms, p50 / p95) | " + " | ".join(f"{int(n):,} rows" for n in sizes) + " |\n"
     head += "|---|" + "---|" * len(sizes) + "\n"
-    S = q["sizes"]
     line = lambda label, get: f"| {label} | " + " | ".join(get(S[n]) for n in sizes) + " |"  # noqa: E731
+    e2e = lambda key: lambda s: _lat(s["end_to_end_text"][key])  # noqa: E731
+    ann = lambda key: lambda s: (_lat(s["ann"][key]) if isinstance(s["ann"][key], dict)  # noqa: E731
+                                 else str(s["ann"][key])) if "ann" in s else "-"
     lines = [
         line("(a) Searcher exact path (numpy cache, rows to results)", lambda s: _lat(s["searcher_exact"])),
         line("(a) first query after a table change (cache build)", lambda s: str(s["searcher_exact_cold_ms"])),
         line("(b) plain numpy brute force (matmul + top-k)", lambda s: _lat(s["numpy_bruteforce"])),
-        line("(c) LanceDB flat search, no index", lambda s: _lat(s["lancedb_flat"])),
+        line("(b') numpy brute force with einsum (1 thread, no BLAS)", lambda s: _lat(s["numpy_einsum_1_thread"])),
+        line("(a) Searcher exact, 50 ms idle before each query", lambda s: _lat(s["searcher_exact_after_idle"])),
+        line("(b) numpy matmul, 50 ms idle before each query", lambda s: _lat(s["numpy_bruteforce_after_idle"])),
+        line("(b') numpy einsum, 50 ms idle before each query", lambda s: _lat(s["numpy_einsum_1_thread_after_idle"])),
+        line("(c) LanceDB flat search, no index", lambda s: _lat(s["lancedb_flat"]) + f" (n={s['lancedb_flat']['n']})"),
         line("LanceDB flat recall@10 vs numpy (sanity)", lambda s: str(s["lancedb_flat_recall_vs_numpy"])),
-        line("Searcher.table() lookup (per query)", lambda s: _lat(s["searcher_table_lookup"])),
-        line("end-to-end MMSearch.search_text (encode + search)", lambda s: _lat(s["end_to_end_text"])),
+        line("text encode, one query string", e2e("text_encode")),
+        line("Searcher.table() lookup (per query)", e2e("searcher_table_lookup")),
+        line("**end-to-end MMSearch.search_text (encode + search)**", e2e("search_text")),
         line("indexer commit: upsert 512 rows into the table", lambda s: _lat(s["upsert_512_rows_into_table_ms"])),
-        line("ANN build s (IVF_HNSW_SQ)", lambda s: str(s["ann"]["build_s"]) if "ann" in s else "-"),
-        line("ANN via Searcher", lambda s: _lat(s["ann"]["searcher_ann"]) if "ann" in s else "-"),
-        line("ANN via SpaceTable.ann_search", lambda s: _lat(s["ann"]["table_ann_search"]) if "ann" in s else "-"),
-        line("ANN recall@10 vs exact", lambda s: str(s["ann"]["recall_at_10_vs_exact"]) if "ann" in s else "-"),
+        line("ANN build s (IVF_HNSW_SQ)", ann("build_s")),
+        line("ANN via Searcher (what a query gets)", ann("searcher_ann")),
+        line("ANN via SpaceTable.ann_search", ann("table_ann_search")),
+        line("numpy brute force, timed alongside the ANN", ann("numpy_bruteforce")),
+        line("ANN recall@10 vs exact", ann("recall_at_10_vs_exact")),
+        line("others' share of the CPUs meanwhile", lambda s: f"{s['others_cpu_share']:.0%}"),
     ]
     e2e_dim = S[sizes[0]]["end_to_end_text"]["dim"] if sizes else q["dim"]
     return (
         f"## 3. Query latency ({q['dim']}-d clustered unit vectors, {q['clusters']} clusters, k={q['k']}, "
-        f"{q['queries']} queries; LanceDB flat stops after ~20 s)\n\n"
-        f"Text encode alone (one query string): {_lat(q['text_encode'])} ms (p50 / p95).\n"
-        f"End-to-end runs on a table of the model's own width ({e2e_dim}-d).\n\n"
+        f"{q['queries']} queries, the methods timed in turn per query; LanceDB flat stops after ~20 s)\n\n"
+        f"End-to-end, text encode and table lookup run on a table of the model's own width ({e2e_dim}-d).\n\n"
         + head + "\n".join(lines) + "\n"
     )

@@ -43,12 +43,16 @@ def _service(ctx: click.Context):
 @click.option("--pretrained", envvar="MMSEARCH_PRETRAINED", help="Pretrained tag, weights file, or 'random'.")
 @click.option("--offline", is_flag=True, default=None, help="Never download; use local weights only.")
 @click.option("--device", envvar="MMSEARCH_DEVICE", help="cpu, cuda, mps or auto.")
+@click.option("--audio-model", envvar="MMSEARCH_AUDIO_MODEL",
+              help="CLAP model for sounds: laion/clap-htsat-unfused (default), laion/larger_clap_general, "
+                   "laion/larger_clap_music_and_speech, or a folder with its files.")
 @click.pass_context
 def cli(ctx: click.Context, data_dir: Path | None, model: str | None, pretrained: str | None,
-        offline: bool | None, device: str | None) -> None:
-    """Search photo libraries by text or by image."""
+        offline: bool | None, device: str | None, audio_model: str | None) -> None:
+    """Search photo and sound libraries by text, by image or by sound."""
     overrides = {k: v for k, v in dict(data_dir=data_dir, model=model, pretrained=pretrained,
-                                        offline=offline, device=device).items() if v is not None}
+                                        offline=offline, device=device, audio_model=audio_model).items()
+                 if v is not None}
     if offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
     ctx.obj = {"settings": Settings(**overrides)}
@@ -60,11 +64,11 @@ def cli(ctx: click.Context, data_dir: Path | None, model: str | None, pretrained
 @click.pass_context
 @_friendly
 def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool) -> None:
-    """Index (or update) the images under PATHS."""
+    """Index (or update) the images and sounds under PATHS."""
     from tqdm import tqdm
 
     svc = _service(ctx)
-    bar = tqdm(total=0, unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=0, unit="file", disable=quiet, file=sys.stderr, dynamic_ncols=True)
 
     def on_progress(p) -> None:
         if p.message:
@@ -168,19 +172,28 @@ def _emit(hits: list, plain: bool, paths_only: bool, explain: bool) -> None:
 @click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
 @click.option("--port", type=int, default=None)
 @click.option("--share", is_flag=True, help="Open a public Gradio share link (off by default).")
+@click.option("--auth", envvar="MMSEARCH_AUTH", help="user:password required for the UI and the API.")
 @click.pass_context
 @_friendly
-def serve(ctx: click.Context, host: str | None, port: int | None, share: bool) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, share: bool, auth: str | None) -> None:
     """Run the web app."""
     from mmsearch.ui.app import launch
 
     settings: Settings = ctx.obj["settings"]
+    if auth:
+        settings.auth = auth
+    try:
+        settings.auth_pair()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--auth") from None
     if host:
         settings.host = host
     if port:
         settings.port = port
     if share or settings.host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo("warning: the app will be reachable from other machines", err=True)
+        click.echo("warning: the app will be reachable from other machines; anyone who reaches it can "
+                   "search and index folders on this computer" + ("" if settings.auth else
+                   ". Protect it with --auth user:password"), err=True)
     launch(settings, share=share)
 
 
@@ -219,6 +232,38 @@ def models(ctx: click.Context, include_all: bool, as_json: bool) -> None:
         mark = "local" if r.local else "-"
         dim = str(r.dim or "?")
         click.echo(f"{r.model:<28} {r.pretrained:<22} {dim:>5}  {mark:<6} {r.note}")
+
+
+@cli.group()
+def bridge() -> None:
+    """The audio <-> image bridge (sound -> photos, photo -> sounds)."""
+
+
+@bridge.command("fit")
+@click.pass_context
+@_friendly
+def bridge_fit(ctx: click.Context) -> None:
+    """Fit (or refit) the bridge for the configured image and audio models, and save it."""
+    provider = _service(ctx).bridge()
+    fitted = provider.refit()
+    click.echo(f"fitted {fitted.audio_space.describe()} <-> {fitted.image_space.describe()} on "
+               f"{len(fitted.captions)} captions from {provider.vocabulary}", err=True)
+    click.echo(str(provider.path))
+
+
+@bridge.command("show")
+@click.pass_context
+@_friendly
+def bridge_show(ctx: click.Context) -> None:
+    """Which bridge the configured models use, and whether it has been fitted."""
+    provider = _service(ctx).bridge()
+    saved = provider.saved()
+    if saved is None:
+        click.echo(f"not fitted yet (the first sound <-> photo search fits it, or `mmsearch bridge fit`): "
+                   f"{provider.path}")
+        return
+    click.echo(f"{saved.audio_space.describe()} <-> {saved.image_space.describe()}, {len(saved.captions)} captions: "
+               f"{provider.path}")
 
 
 def main() -> None:

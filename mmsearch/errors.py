@@ -46,3 +46,7 @@ class BadMedia(MMSearchError):
 
 class LibraryBusy(MMSearchError):
     pass
+
+
+class BridgeMismatch(MMSearchError):
+    """A bridge fitted for one pair of models was offered another pair."""

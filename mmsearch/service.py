@@ -8,9 +8,13 @@ from typing import Iterable, Sequence
 
 from PIL import Image
 
+from mmsearch.bridge import BridgeProvider
 from mmsearch.encoders import Encoder, create_encoder
+from mmsearch.errors import MMSearchError
 from mmsearch.ingest import Indexer, IndexReport
+from mmsearch.ingest.audio import AudioPipeline
 from mmsearch.ingest.indexer import ProgressFn, SkipFn
+from mmsearch.media.audio import supported_extensions as audio_extensions
 from mmsearch.query.embed import Projector
 from mmsearch.query.engine import Answer, QueryEngine
 from mmsearch.query.parts import QueryOptions, QueryPart
@@ -31,10 +35,25 @@ def encoder_from_settings(settings: Settings) -> Encoder:
     )
 
 
+def audio_encoder_from_settings(settings: Settings) -> Encoder:
+    return create_encoder(
+        settings.audio_encoder,
+        model=settings.audio_model,
+        models_dir=str(settings.models_dir),
+        offline=settings.is_offline,
+        device=settings.device,
+        query_overlap=settings.audio_overlap,
+        max_query_s=settings.max_query_audio_s,
+    )
+
+
 class MMSearch:
-    def __init__(self, settings: Settings, encoder: Encoder | None = None) -> None:
+    def __init__(self, settings: Settings, encoder: Encoder | None = None,
+                 audio_encoder: Encoder | None = None) -> None:
         self.settings = settings
         self.encoder = encoder or encoder_from_settings(settings)
+        self.audio_encoder = audio_encoder or (audio_encoder_from_settings(settings) if settings.audio else None)
+        self._bridge: BridgeProvider | None = None
         self._library: Library | None = None
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
@@ -60,8 +79,10 @@ class MMSearch:
     ) -> IndexReport:
         s = self.settings
         self.encoder.load()  # missing weights fail here, before a library folder is created
+        audio = [AudioPipeline(self.audio_encoder, s.audio_overlap, s.audio_batch_size, s.workers)] \
+            if self.audio_encoder is not None else []
         indexer = Indexer(self.library(create=True), self.encoder, s.batch_size, s.workers, s.commit_every,
-                          s.max_image_pixels)
+                          s.max_image_pixels, extra_pipelines=audio)
         return indexer.index(roots, on_progress, on_skip)
 
     def maintain_index(self, background: bool = False) -> threading.Thread | list[str]:
@@ -74,20 +95,63 @@ class MMSearch:
 
     def encoders(self) -> list[Encoder]:
         """Every encoder whose space may have a table here: the main one plus extra configured ones."""
-        return [self.encoder] + [e for e in self.extra_encoders if e is not self.encoder]
+        extra = self.extra_encoders + self.audio_encoders()
+        return [self.encoder] + [e for e in extra if e is not self.encoder]
+
+    def audio_encoders(self) -> list[Encoder]:
+        """The audio encoder, when its weights can be found here (a photo-only machine has none)."""
+        if self.audio_encoder is None:
+            return []
+        try:
+            self.audio_encoder.space  # resolves the weights' location; loads nothing
+        except MMSearchError:
+            return []
+        return [self.audio_encoder]
+
+    def bridge(self) -> BridgeProvider:
+        """The audio <-> image bridge for the configured pair of models (fitted on first use)."""
+        if self.audio_encoder is None:
+            raise MMSearchError("audio is turned off (MMSEARCH_AUDIO=false); the bridge needs the audio model")
+        self.audio_encoder.space  # raises why, when the audio model's weights are not on this machine
+        with self._lock:
+            if self._bridge is None:
+                self._bridge = BridgeProvider(self.audio_encoder, self.encoder, self.settings.models_dir,
+                                              self.settings.bridge_vocabulary)
+            return self._bridge
 
     def query(self, parts: Sequence[QueryPart], options: QueryOptions | None = None) -> Answer:
-        engine = QueryEngine(self.library(), self.encoders(), self.searcher.vectors, self.projectors)
+        projectors = list(self.projectors) + (self.bridge().projectors() if self.audio_encoders() else [])
+        engine = QueryEngine(self.library(), self.encoders(), self.searcher.vectors, projectors)
         return engine.run(parts, options or QueryOptions(k=self.settings.default_k))
 
-    def search_text(self, text: str, k: int | None = None) -> list[SearchResult]:
+    def search_text(self, text: str, k: int | None = None, modality: str = "image") -> list[SearchResult]:
+        if modality != "image":
+            return self._search_one(QueryPart("text", text), k, modality)
         return self.searcher.by_text(text, self.settings.default_k if k is None else k)
 
-    def search_image(self, image: Image.Image | str | Path, k: int | None = None) -> list[SearchResult]:
+    def search_image(self, image: Image.Image | str | Path, k: int | None = None,
+                     modality: str = "image") -> list[SearchResult]:
+        """modality="audio": sounds that fit the picture, through the bridge."""
+        if modality != "image":
+            return self._search_one(QueryPart("image", image), k, modality)
         return self.searcher.by_image(image, self.settings.default_k if k is None else k)
 
+    def search_audio(self, clip: object, k: int | None = None, modality: str = "audio") -> list[SearchResult]:
+        """Sounds like the clip (a path, or (rate, samples)); modality="image": photos that fit it."""
+        return self._search_one(QueryPart("audio", clip), k, modality)
+
+    def _search_one(self, part: QueryPart, k: int | None, modality: str) -> list[SearchResult]:
+        options = QueryOptions(k=self.settings.default_k if k is None else k, targets=(modality,))
+        return [hit.result for hit in self.query([part], options).hits]
+
     def more_like_this(self, path: str, k: int | None = None) -> list[SearchResult]:
-        return self.searcher.like(path, self.settings.default_k if k is None else k)
+        k = self.settings.default_k if k is None else k
+        if Path(path).suffix.lower() in audio_extensions():
+            for enc in self.audio_encoders():
+                table = self.library().table("audio", enc.space)
+                if table is not None:
+                    return self.searcher.like(path, k, table)
+        return self.searcher.like(path, k)
 
     def status(self) -> dict:
         lib = self.library()

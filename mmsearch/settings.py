@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_LIBRARY = PROJECT_ROOT / "assets" / "samples"
+BRIDGE_VOCABULARY = PROJECT_ROOT / "assets" / "bridge" / "captions.txt"
 
 
 def _default_models_dir() -> Path:
@@ -37,6 +38,24 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 7860
     default_k: int = Field(default=12, ge=1, le=1000)
+    auth: str | None = None  # "user:password" protects the UI and the API
+    max_upload_mb: int = Field(default=50, ge=1, le=4096)
+
+    def auth_pair(self) -> tuple[str, str] | None:
+        if not self.auth:
+            return None
+        user, sep, password = self.auth.partition(":")
+        if not sep or not user or not password:
+            raise ValueError("auth must look like user:password")
+        return user, password
+    # Audio: CLAP embeds sounds and text; the bridge connects its space to the image encoder's.
+    audio: bool = True  # False: index and search images only, never load the audio model
+    audio_encoder: str = "clap"
+    audio_model: str = "laion/clap-htsat-unfused"  # or laion/larger_clap_general, .../larger_clap_music_and_speech
+    audio_overlap: float = Field(default=0.25, ge=0.0, lt=1.0)  # between consecutive windows of a recording
+    audio_batch_size: int = Field(default=8, ge=1, le=256)  # windows per model call
+    max_query_audio_s: float = Field(default=60.0, gt=0)  # a query sound is cut after this
+    bridge_vocabulary: Path = BRIDGE_VOCABULARY
 
     @property
     def is_offline(self) -> bool:

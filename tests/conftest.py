@@ -26,14 +26,14 @@ TINY_CFG = {
 }
 
 
-def make_tiny_model_dir(folder: Path, seed: int = 0) -> Path:
+def make_tiny_model_dir(folder: Path, seed: int = 0, cfg: dict | None = None) -> Path:
     """Write open_clip_config.json + random weights in safetensors, the layout of a HF open_clip repo."""
     import open_clip
     import torch
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "open_clip_config.json").write_text(json.dumps(TINY_CFG))
+    (folder / "open_clip_config.json").write_text(json.dumps(cfg or TINY_CFG))
     torch.manual_seed(seed)
     model = open_clip.create_model(f"local-dir:{folder}", load_weights=False)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}

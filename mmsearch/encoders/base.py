@@ -94,6 +94,26 @@ class Encoder(ABC):
         """Smallest side the model needs, so JPEGs can be decoded at reduced scale."""
         return None
 
+    # Audio path: windows are featurised in worker threads, encoded in the caller's thread.
+    def audio_rate(self) -> int:
+        """Sample rate the model was trained at; audio is resampled to it."""
+        raise NotImplementedError(f"{self.name} does not embed audio")
+
+    def audio_window_s(self) -> float:
+        """Longest clip the model takes at once; longer audio is embedded in windows of this length."""
+        raise NotImplementedError(f"{self.name} does not embed audio")
+
+    def preprocess_audio(self, samples: np.ndarray) -> Any:
+        """Mono float32 samples at audio_rate(), at most one window long -> model input."""
+        raise NotImplementedError(f"{self.name} does not embed audio")
+
+    def encode_audio(self, batch: Sequence[Any]) -> np.ndarray:
+        raise NotImplementedError(f"{self.name} does not embed audio")
+
+    def logit_scale(self) -> float:
+        """The model's learned softmax scale for cross-modal similarities (CLIP's is capped at 100)."""
+        return 100.0
+
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)

@@ -127,3 +127,7 @@ class OpenCLIPEncoder(Encoder):
             tokens = self._tokenizer(list(texts)).to(self.device)
             feats = self._model.encode_text(tokens)
         return l2_normalize(feats.float().cpu().numpy())
+
+    def logit_scale(self) -> float:
+        self.load()
+        return float(self._model.logit_scale.detach().exp())

@@ -4,27 +4,30 @@ Worker threads read, hash, decode and preprocess files while the calling thread 
 the model never waits on I/O. At most `prefetch` files are in flight, which keeps memory flat in the
 library size. Rows are committed every `commit_every` files: an interrupted run loses at most one
 uncommitted batch, and the next run picks up from what was committed.
+
+One walk of each root serves every modality; each modality (a MediaPipeline: images, audio) then runs
+the same plan -> prepare -> embed -> commit loop into its own table.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import BadMedia, MMSearchError
+from mmsearch.ingest.pipelines import ImagePipeline, MediaPipeline, Prepared
 from mmsearch.ingest.plan import Plan, make_plan
-from mmsearch.media.files import FileEntry, keyword_text
-from mmsearch.media.images import decode_image
+from mmsearch.ingest.prefetch import prefetched
+from mmsearch.media.files import FileEntry, iter_media_files, keyword_text
 from mmsearch.store.library import Library
 from mmsearch.store.table import SpaceTable
 
@@ -47,6 +50,7 @@ class IndexReport:
     removed: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    audio_seconds: float = 0.0  # length of the recordings embedded (not reused) in this run
 
     @property
     def changed(self) -> bool:
@@ -56,20 +60,11 @@ class IndexReport:
         if not self.changed and not self.skipped:
             return f"nothing to do: {self.unchanged} files unchanged, nothing embedded"
         rate = self.embedded / self.seconds if self.seconds > 0 else 0.0
+        audio = f", {self.audio_seconds:.0f} s of audio" if self.audio_seconds else ""
         return (
-            f"embedded {self.embedded}, reused {self.reused} by content hash, unchanged {self.unchanged}, "
-            f"removed {self.removed}, skipped {len(self.skipped)} in {self.seconds:.1f}s ({rate:.1f} images/s)"
+            f"embedded {self.embedded}{audio}, reused {self.reused} by content hash, unchanged {self.unchanged}, "
+            f"removed {self.removed}, skipped {len(self.skipped)} in {self.seconds:.1f}s ({rate:.1f} files/s)"
         )
-
-
-@dataclass
-class _Prepared:
-    entry: FileEntry
-    hash: str
-    tensor: Any = None  # None when the vector is reused from an identical file
-    width: int = 0
-    height: int = 0
-    format: str = ""
 
 
 ProgressFn = Callable[[Progress], None]
@@ -85,13 +80,14 @@ class Indexer:
         workers: int = 4,
         commit_every: int = 512,
         max_pixels: int = 178_956_970,
+        extra_pipelines: Sequence[MediaPipeline] = (),
     ) -> None:
         self.library = library
         self.encoder = encoder
         self.batch_size = batch_size
         self.workers = workers
         self.commit_every = max(commit_every, batch_size)
-        self.max_pixels = max_pixels
+        self.pipelines: list[MediaPipeline] = [ImagePipeline(encoder, max_pixels), *extra_pipelines]
 
     def index(
         self,
@@ -110,106 +106,126 @@ class Indexer:
 
         root_paths = [_check_root(r) for r in roots]
         self.encoder.load()  # fail on missing weights before touching the library
+        extensions = frozenset().union(*(p.extensions() for p in self.pipelines))
         with self.library.writer_lock():
-            table = self.library.table("image", self.encoder.space, create=True)
-            assert table is not None
             for root in root_paths:
                 self.library.add_root(str(root))
-                plan = make_plan(root, table.existing_under(str(root)), skip)
                 report.roots.append(str(root))
-                report.seen += plan.unchanged + len(plan.todo)
-                report.unchanged += plan.unchanged
-                self._run(plan, table, report, progress, skip)
-                # Vanished files leave only after the new rows are committed: a crash in between
-                # leaves stale rows that the next run removes, never a hole.
-                report.removed += table.delete_paths(plan.vanished)
+                entries = list(iter_media_files(root, skip, extensions))
+                for pipeline in self.pipelines:
+                    mine = [e for e in entries if pipeline.accepts(e.path)]
+                    self._index_root(pipeline, root, mine, report, progress, skip)
         report.seconds = time.perf_counter() - started
         return report
 
-    def _run(self, plan: Plan, table: SpaceTable, report: IndexReport, progress: ProgressFn, skip: SkipFn) -> None:
-        total = len(plan.todo)
-        progress(Progress(0, total, 0, f"{plan.root}: {total} new or changed, {plan.unchanged} unchanged"))
-        if not total:
+    def _index_root(self, pipeline: MediaPipeline, root: Path, entries: list[FileEntry], report: IndexReport,
+                    progress: ProgressFn, skip: SkipFn) -> None:
+        table = self._table(pipeline, entries, skip)
+        if table is None:
             return
+        plan = make_plan(root, table.existing_under(str(root)), entries)
+        report.seen += plan.unchanged + len(plan.todo)
+        report.unchanged += plan.unchanged
+        progress(Progress(0, len(plan.todo), len(report.skipped), f"{plan.root}: {len(plan.todo)} new or changed "
+                                                                  f"{pipeline.modality} files, {plan.unchanged} unchanged"))
+        if self._ready(pipeline, plan, skip):
+            self._run(plan, table, pipeline, report, progress, skip)
+        # Vanished files leave only after the new rows are committed: a crash in between
+        # leaves stale rows that the next run removes, never a hole.
+        report.removed += table.delete_paths(plan.vanished)
+
+    def _table(self, pipeline: MediaPipeline, entries: list[FileEntry], skip: SkipFn) -> SpaceTable | None:
+        try:
+            space = pipeline.encoder.space  # resolves the weights without loading them
+        except MMSearchError as exc:
+            if not pipeline.optional:
+                raise
+            for entry in entries:
+                skip(entry.path, f"no {pipeline.modality} model: {exc}")
+            return None
+        if not entries and self.library.table(pipeline.modality, space) is None:
+            return None  # never create an empty table for a modality this library has not seen
+        return self.library.table(pipeline.modality, space, create=True)
+
+    @staticmethod
+    def _ready(pipeline: MediaPipeline, plan: Plan, skip: SkipFn) -> bool:
+        """Load the model only when there is something to embed; an optional one may skip its files."""
+        if not plan.todo:
+            return False
+        try:
+            pipeline.encoder.load()
+        except MMSearchError as exc:
+            if not pipeline.optional:
+                raise
+            for entry in plan.todo:
+                skip(entry.path, f"{pipeline.modality} model failed to load: {exc}")
+            return False
+        return True
+
+    def _run(self, plan: Plan, table: SpaceTable, pipeline: MediaPipeline, report: IndexReport,
+             progress: ProgressFn, skip: SkipFn) -> None:
+        total = len(plan.todo)
         known = table.known_hashes()
-        pending: list[_Prepared] = []
+        pending: list[Prepared] = []
         rows: list[dict] = []
         done = 0
-        for item in self._prepared(plan.todo, known, skip):
-            done += 1
-            if item is not None:
-                pending.append(item)
-            if len(pending) >= self.batch_size or (done == total and pending):
-                rows.extend(self._embed(pending, table, report))
-                pending = []
-            if len(rows) >= self.commit_every or (done == total and rows):
-                table.upsert_rows(rows)
-                known.update(r["hash"] for r in rows)
-                rows = []
-            progress(Progress(done, total, len(report.skipped)))
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="mmsearch-decode") as pool, \
+                closing(self._prepared(pool, pipeline, plan.todo, known, skip)) as prepared:
+            for item in prepared:
+                done += 1
+                if item is not None:
+                    pending.append(item)
+                if len(pending) >= self.batch_size or (done == total and pending):
+                    rows.extend(self._embed(pending, table, pipeline, pool, report, skip))
+                    pending = []
+                if len(rows) >= self.commit_every or (done == total and rows):
+                    table.upsert_rows(rows)
+                    known.update(r["hash"] for r in rows)
+                    rows = []
+                progress(Progress(done, total, len(report.skipped)))
 
-    def _prepared(self, todo: list[FileEntry], known: set[str], skip: SkipFn) -> Iterator[_Prepared | None]:
-        prefetch = max(self.batch_size * 3, self.workers * 2)
-        draft = self.encoder.image_draft_size()
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="mmsearch-decode") as pool:
-            queue: deque[Future] = deque()
-            files = iter(todo)
-            for entry in files:
-                queue.append(pool.submit(self._prepare, entry, known, draft))
-                if len(queue) >= prefetch:
-                    break
-            try:
-                while queue:
-                    fut = queue.popleft()
-                    nxt = next(files, None)
-                    if nxt is not None:
-                        queue.append(pool.submit(self._prepare, nxt, known, draft))
-                    try:
-                        item = fut.result()
-                    except BadMedia as bad:
-                        skip(bad.path, bad.reason)
-                        yield None
-                        continue
-                    yield item
-            finally:  # interrupted: don't decode what will never be embedded
-                for fut in queue:
-                    fut.cancel()
+    def _prepared(self, pool: Executor, pipeline: MediaPipeline, todo: list[FileEntry], known: set[str],
+                  skip: SkipFn) -> Iterator[Prepared | None]:
+        depth = pipeline.prefetch(self.batch_size, self.workers)
+        with closing(prefetched(pool, lambda e: self._prepare(e, known, pipeline), todo, depth)) as futures:
+            for fut in futures:  # closing: an interrupt cancels the queued decodes, it never runs them
+                try:
+                    yield fut.result()
+                except BadMedia as bad:
+                    skip(bad.path, bad.reason)
+                    yield None
 
-    def _prepare(self, entry: FileEntry, known: set[str], draft: int | None) -> _Prepared:
-        try:
-            with open(entry.path, "rb") as fh:
-                data = fh.read()
-        except OSError as exc:
-            raise BadMedia(entry.path, f"cannot read ({exc.strerror or exc})") from None
-        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-        item = _Prepared(entry, digest)
-        decoded = decode_image(data, entry.path, self.max_pixels, draft)
-        item.width, item.height, item.format = decoded.width, decoded.height, decoded.format
-        if digest not in known:
-            item.tensor = self.encoder.preprocess_image(decoded.image)
-        return item
+    def _prepare(self, entry: FileEntry, known: set[str], pipeline: MediaPipeline) -> Prepared:
+        return pipeline.prepare(entry, known)
 
-    def _embed(self, items: list[_Prepared], table: SpaceTable, report: IndexReport) -> list[dict]:
-        vectors: dict[int, np.ndarray] = {}
-        reuse = [i for i in items if i.tensor is None]
-        if reuse:
-            by_hash = table.vectors_for_hashes({i.hash for i in reuse})
-            for i in reuse:
-                if i.hash in by_hash:
-                    vectors[id(i)] = by_hash[i.hash]
-                    report.reused += 1
-                else:  # its twin left the table meanwhile: embed it after all
-                    i.tensor = self._prepare(i.entry, set(), self.encoder.image_draft_size()).tensor
-        fresh = [i for i in items if id(i) not in vectors]
-        if fresh:
-            embedded = self.encoder.encode_images([i.tensor for i in fresh])
-            vectors.update({id(i): v for i, v in zip(fresh, embedded)})
-            report.embedded += len(fresh)
+    def _embed(self, items: list[Prepared], table: SpaceTable, pipeline: MediaPipeline, pool: Executor,
+               report: IndexReport, skip: SkipFn) -> list[dict]:
+        columns: dict[int, dict] = {}
+        reuse = [i for i in items if i.payload is None]
+        twins = table.rows_for_hashes({i.hash for i in reuse}, pipeline.reused_columns) if reuse else {}
+        for i in reuse:
+            if i.hash in twins:
+                columns[id(i)] = twins[i.hash]
+                report.reused += 1
+            else:  # its twin left the table meanwhile: embed it after all
+                try:
+                    i.payload = self._prepare(i.entry, set(), pipeline).payload
+                except BadMedia as bad:
+                    skip(bad.path, bad.reason)
+                    columns[id(i)] = {}
+        fresh = [i for i in items if id(i) not in columns]
+        for item, out in zip(fresh, pipeline.embed(fresh, pool) if fresh else []):
+            if isinstance(out, BadMedia):
+                skip(out.path, out.reason)
+                continue
+            columns[id(item)] = out
+            report.embedded += 1
+            report.audio_seconds += item.fields.get("duration_s") or 0.0
         now = datetime.now(timezone.utc)
-        return [_row(i, vectors[id(i)], now) for i in items]
+        return [_row(i, columns[id(i)], now) for i in items if columns.get(id(i))]
 
 
-def _row(item: _Prepared, vector: np.ndarray, now: datetime) -> dict:
+def _row(item: Prepared, columns: dict, now: datetime) -> dict:
     path = item.entry.path
     return {
         "path": path,
@@ -218,12 +234,11 @@ def _row(item: _Prepared, vector: np.ndarray, now: datetime) -> dict:
         "hash": item.hash,
         "size": item.entry.size,
         "mtime_ns": item.entry.mtime_ns,
-        "width": item.width,
-        "height": item.height,
-        "format": item.format,
+        **item.fields,
         "text": keyword_text(path),
         "indexed_at": now,
-        "vector": vector.astype(np.float32),
+        **columns,
+        "vector": np.asarray(columns["vector"], np.float32),
     }
 
 

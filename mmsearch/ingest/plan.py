@@ -1,11 +1,12 @@
-"""Compare a folder on disk with what the table already holds."""
+"""Compare the files found on disk with what the table already holds."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
-from mmsearch.media.files import FileEntry, OnError, iter_media_files
+from mmsearch.media.files import FileEntry
 from mmsearch.store.table import ExistingRow
 
 
@@ -17,10 +18,11 @@ class Plan:
     vanished: list[str] = field(default_factory=list)
 
 
-def make_plan(root: Path, existing: dict[str, ExistingRow], on_error: OnError) -> Plan:
+def make_plan(root: Path, existing: dict[str, ExistingRow], entries: Iterable[FileEntry]) -> Plan:
+    """entries: the files of one modality found under root (one walk serves every modality)."""
     plan = Plan(str(root))
     seen: set[str] = set()
-    for entry in iter_media_files(root, on_error):
+    for entry in entries:
         seen.add(entry.path)
         old = existing.get(entry.path)
         if old is not None and old.size == entry.size and old.mtime_ns == entry.mtime_ns:

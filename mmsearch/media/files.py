@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Collection, Iterator
 
 from mmsearch.media.images import supported_extensions
 
@@ -28,9 +28,10 @@ class FileEntry:
     mtime_ns: int
 
 
-def iter_media_files(root: Path, on_error: OnError | None = None) -> Iterator[FileEntry]:
-    """Yield supported files under root (or root itself if it is a file), sorted per folder."""
-    exts = supported_extensions()
+def iter_media_files(root: Path, on_error: OnError | None = None,
+                     extensions: Collection[str] | None = None) -> Iterator[FileEntry]:
+    """Yield files with the given extensions (default: images) under root (or root itself), sorted per folder."""
+    exts = supported_extensions() if extensions is None else frozenset(extensions)
     report = on_error or (lambda path, reason: None)
     root = Path(os.path.abspath(root))
     if root.is_file():
@@ -60,8 +61,21 @@ def iter_media_files(root: Path, on_error: OnError | None = None) -> Iterator[Fi
                 if entry.is_dir(follow_symlinks=False):
                     subdirs.append(entry.path)
                 elif os.path.splitext(entry.name)[1].lower() in exts and entry.is_file():
+                    if not _utf8(entry.path):
+                        report(os.fsencode(entry.path).decode("utf-8", "backslashreplace"),
+                               "file name is not valid UTF-8; rename the file to index it")
+                        continue
                     st = entry.stat()
                     yield FileEntry(entry.path, st.st_size, st.st_mtime_ns)
             except OSError as exc:
                 report(entry.path, f"cannot stat ({exc.strerror or exc})")
         stack.extend(reversed(subdirs))
+
+
+def _utf8(path: str) -> bool:
+    # Undecodable bytes arrive as surrogates; the library stores UTF-8 text, so such names are skipped.
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -61,9 +61,11 @@ class Searcher:
         tensor = self.encoder.preprocess_image(image.convert("RGB"))
         return self.by_vector(table, self.encoder.encode_images([tensor])[0], k)
 
-    def like(self, path: str, k: int = 12) -> list[SearchResult]:
-        """More like this: reuse the stored vector of an indexed file, skip the file itself."""
-        table = self.table()
+    def like(self, path: str, k: int = 12, table: SpaceTable | None = None) -> list[SearchResult]:
+        """More like this: reuse the stored vector of an indexed file, skip the file itself.
+
+        table: another table to look in (e.g. the audio table); default the image table."""
+        table = table or self.table()
         row = table.rows_for_paths([path], with_vector=True).get(path)
         if row is None:
             raise BadQuery(f"{path} is not in the library; index its folder first or upload it as an image query")

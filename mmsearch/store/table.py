@@ -115,12 +115,20 @@ class SpaceTable:
         return {h for b in self._scan(["hash"]) for h in b.column(0).to_pylist()}
 
     def vectors_for_hashes(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
+        return {h: row["vector"] for h, row in self.rows_for_hashes(hashes, ["vector"]).items()}
+
+    def rows_for_hashes(self, hashes: Iterable[str], columns: Iterable[str]) -> dict[str, dict]:
+        """Columns of one row per content hash: what an identical file (a copy, a rename) can reuse."""
+        cols = [c for c in columns if c != "hash"]
+        found: dict[str, dict] = {}
         for where in in_clauses("hash", hashes):
-            for batch in self._scan(["hash", "vector"], where):
-                vecs = _vectors(batch.column(1))
-                for h, v in zip(batch.column(0).to_pylist(), vecs):
-                    found[h] = v
+            for batch in self._scan(["hash", *cols], where):
+                vecs = _vectors(batch.column("vector")) if "vector" in cols else None
+                meta = batch.drop_columns(["vector"]) if vecs is not None else batch
+                for n, row in enumerate(meta.to_pylist()):
+                    if vecs is not None:
+                        row["vector"] = vecs[n]
+                    found[row.pop("hash")] = row
         return found
 
     def rows_for_paths(self, paths: Iterable[str], with_vector: bool = False) -> dict[str, dict]:

@@ -181,6 +181,8 @@ def launch_options(settings: Settings, sample_dir: Path | None = None) -> dict[s
         "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="slate"),
         "css": CSS,
         "footer_links": ["api"],
+        "auth": settings.auth_pair(),
+        "max_file_size": f"{settings.max_upload_mb}mb",
     }
 
 

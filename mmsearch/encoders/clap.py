@@ -1,0 +1,126 @@
+"""CLAP encoder (transformers `ClapModel` + `ClapProcessor`): audio and text in one space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mmsearch.encoders.base import EmbeddingSpace, Encoder, l2_normalize
+from mmsearch.encoders.hf_weights import HFFolder, resolve_hf_folder
+from mmsearch.encoders.openclip import pick_device
+from mmsearch.encoders.pooling import embed_query_clip
+from mmsearch.encoders.registry import register
+
+DEFAULT_CLAP = "laion/clap-htsat-unfused"
+KNOWN_CLAP = (DEFAULT_CLAP, "laion/larger_clap_general", "laion/larger_clap_music_and_speech")
+
+
+@register("clap")
+class ClapEncoder(Encoder):
+    modalities = frozenset({"audio", "text"})
+
+    def __init__(
+        self,
+        model: str = DEFAULT_CLAP,
+        models_dir: str | Path = "models",
+        cache_dir: str | None = None,
+        offline: bool = False,
+        device: str = "auto",
+        query_overlap: float = 0.25,
+        max_query_s: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.model_name = model
+        self.query_overlap = query_overlap
+        self.max_query_s = max_query_s
+        self.models_dir = Path(models_dir)
+        self.cache_dir = cache_dir
+        self.offline = offline
+        self.device = pick_device(device)
+        self._source: HFFolder | None = None
+        self._model: Any = None
+        self._features: Any = None  # ClapFeatureExtractor
+        self._tokenizer: Any = None
+        self._truncation = "rand_trunc"
+
+    @property
+    def source(self) -> HFFolder:
+        if self._source is None:
+            self._source = resolve_hf_folder(self.model_name, "clap", self.models_dir, self.cache_dir,
+                                             self.offline, KNOWN_CLAP)
+        return self._source
+
+    @property
+    def space(self) -> EmbeddingSpace:
+        src = self.source
+        return EmbeddingSpace(self.name, src.model_label, src.label, int(src.config().get("projection_dim", 512)))
+
+    def _load(self) -> None:
+        import transformers
+        from transformers import ClapModel, ClapProcessor
+
+        transformers.utils.logging.disable_progress_bar()  # core code never prints
+        src = self.source
+        model = ClapModel.from_pretrained(
+            src.folder,
+            local_files_only=True,  # resolve_hf_folder already put every file on this machine
+            use_safetensors=True if src.safetensors else None,
+            weights_only=True,  # a .bin is never unpickled into arbitrary objects
+        )
+        processor = ClapProcessor.from_pretrained(src.folder, local_files_only=True)
+        model.eval().to(self.device)
+        # The feature extractor's default "fusion" crashes a model built without fusion: match the config.
+        self._truncation = "fusion" if model.config.audio_config.enable_fusion else "rand_trunc"
+        self._model, self._features, self._tokenizer = model, processor.feature_extractor, processor.tokenizer
+
+    def _unload(self) -> None:
+        self._model = self._features = self._tokenizer = None
+
+    # -- audio ----------------------------------------------------------------------------------
+    def audio_rate(self) -> int:
+        self.load()
+        return int(self._features.sampling_rate)
+
+    def audio_window_s(self) -> float:
+        self.load()
+        return self._features.nb_max_samples / self._features.sampling_rate
+
+    def preprocess_audio(self, samples: np.ndarray) -> tuple[Any, bool]:
+        self.load()
+        # A window is never longer than the model's input, so "rand_trunc" never cuts at random here;
+        # shorter ones are repeated to length ("repeatpad"), as in CLAP's training.
+        out = self._features(np.asarray(samples, np.float32), sampling_rate=self._features.sampling_rate,
+                             truncation=self._truncation, padding="repeatpad", return_tensors="pt")
+        # In fusion mode the extractor marks a random clip of every batch "longer" (a training-time trick),
+        # which would make a window's vector depend on its batch; a window is never longer than the input.
+        return out["input_features"][0], len(samples) > self._features.nb_max_samples
+
+    def encode_audio(self, batch: Sequence[tuple[Any, bool]]) -> np.ndarray:
+        import torch
+
+        self.load()
+        with torch.inference_mode():
+            features = torch.stack([f for f, _ in batch]).to(self.device)
+            longer = torch.tensor([[b] for _, b in batch], device=self.device)
+            out = self._model.get_audio_features(input_features=features, is_longer=longer)
+        return l2_normalize(out.pooler_output.float().cpu().numpy())
+
+    def encode_audio_query(self, clip: Any) -> np.ndarray:
+        """A whole query sound (a path, or samples with their rate) -> one pooled vector."""
+        return embed_query_clip(self, clip, self.query_overlap, self.max_query_s)
+
+    # -- text -----------------------------------------------------------------------------------
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        self.load()
+        tokens = self._tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            out = self._model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+        return l2_normalize(out.pooler_output.float().cpu().numpy())
+
+    def logit_scale(self) -> float:
+        self.load()
+        return float(self._model.logit_scale_a.detach().exp())

@@ -1,0 +1,144 @@
+"""Hostile and broken media: nothing crashes the process or hangs; every bad file is skipped with a reason.
+
+The fuzz run is bounded for CI (MMSEARCH_FUZZ_EXAMPLES, default 400 per format); set it higher for a
+longer run, e.g. MMSEARCH_FUZZ_EXAMPLES=20000 pytest tests/test_hostile.py.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from PIL import Image
+
+from mmsearch.errors import BadMedia
+from mmsearch.media.images import decode_image
+from mmsearch.service import MMSearch
+from tests.conftest import write_image
+
+EXAMPLES = int(os.environ.get("MMSEARCH_FUZZ_EXAMPLES", "400"))
+LIMIT = 50_000_000
+TRIED = {"inputs": 0}
+
+
+def _seed(fmt: str) -> bytes:
+    buf = io.BytesIO()
+    img = Image.effect_noise((48, 40), 80).convert("RGB")
+    if fmt == "GIF":
+        frames = [img.convert("P"), Image.effect_noise((48, 40), 10).convert("P")]
+        frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    else:
+        img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+SEEDS = {fmt: _seed(fmt) for fmt in ["JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"]}
+
+
+@st.composite
+def mutated(draw, fmt: str) -> bytes:
+    data = bytearray(SEEDS[fmt])
+    for _ in range(draw(st.integers(1, 8))):
+        op = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "header"]))
+        pos = draw(st.integers(0, max(0, len(data) - 1)))
+        if op == "flip" and data:
+            data[pos] ^= draw(st.integers(1, 255))
+        elif op == "truncate":
+            data = data[:pos]
+        elif op == "insert":
+            data[pos:pos] = draw(st.binary(min_size=1, max_size=64))
+        elif op == "delete":
+            del data[pos:pos + draw(st.integers(1, 64))]
+        elif op == "header" and len(data) > 32:  # the size fields live near the start of every format
+            i = draw(st.integers(0, 31))
+            data[i:i + 4] = draw(st.binary(min_size=4, max_size=4))
+    return bytes(data)
+
+
+def _decode_or_skip(data: bytes, name: str) -> None:
+    TRIED["inputs"] += 1
+    started = time.perf_counter()
+    try:
+        out = decode_image(data, name, LIMIT, draft_size=224)
+        assert out.image.mode == "RGB" and out.width > 0 and out.height > 0
+    except BadMedia as bad:
+        assert bad.path == name and bad.reason
+    assert time.perf_counter() - started < 5, f"{name}: decoding took too long"
+
+
+@pytest.mark.parametrize("fmt", sorted(SEEDS))
+def test_fuzzed_images_decode_or_skip_with_a_reason(fmt):
+    @hsettings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(mutated(fmt))
+    def run(data: bytes) -> None:
+        _decode_or_skip(data, f"fuzz.{fmt.lower()}")
+
+    run()
+
+
+@hsettings(max_examples=EXAMPLES, deadline=None, database=None)
+@given(st.binary(max_size=4096))
+def test_random_bytes_under_an_image_name(data):
+    _decode_or_skip(data, "random.jpg")
+
+
+def test_report_fuzz_count(capsys):
+    # Runs after the fuzz tests in file order; the count goes into the test log.
+    with capsys.disabled():
+        print(f"\n[fuzz] {TRIED['inputs']} image inputs decoded or skipped, none crashed")
+    assert TRIED["inputs"] >= EXAMPLES
+
+
+def _png_with_size(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+def test_a_100k_by_100k_header_is_refused_without_allocating():
+    started = time.perf_counter()
+    with pytest.raises(BadMedia, match="limit|bomb"):
+        decode_image(_png_with_size(100_000, 100_000), "huge.png", LIMIT)
+    assert time.perf_counter() - started < 1
+
+
+def test_animation_with_thousands_of_frames_uses_the_first_only():
+    frames = [Image.new("P", (2, 2), i % 256) for i in range(3000)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    started = time.perf_counter()
+    out = decode_image(buf.getvalue(), "long.gif", LIMIT)
+    assert out.image.size == (2, 2) and time.perf_counter() - started < 2
+
+
+def test_hostile_folder_is_indexed_around_its_traps(settings, tmp_path):
+    root = tmp_path / "hostile"
+    write_image(root / "good.jpg", 1)
+    write_image(root / "line\nbreak.png", 2)  # a newline in the name is a valid name
+    bad_name = os.fsencode(str(root)) + b"/bad\xff\xfe.jpg"
+    with open(bad_name, "wb") as fh:
+        fh.write((root / "good.jpg").read_bytes())
+    (root / "zero.jpg").write_bytes(b"")
+    (root / "one.png").write_bytes(b"\x89")
+    os.symlink(root, root / "loop")
+    os.symlink(root / "missing.jpg", root / "dangling.jpg")
+    os.mkfifo(root / "pipe.jpg")  # opening it would block forever: must never be opened
+    os.symlink("/dev/zero", root / "endless.jpg")
+    report = MMSearch(settings).index([root])
+    reasons = {os.path.basename(p): r for p, r in report.skipped}
+    assert report.embedded == 2
+    assert "not valid UTF-8" in reasons["bad\\xff\\xfe.jpg"]
+    assert "empty" in reasons["zero.jpg"] and "not a readable image" in reasons["one.png"]
+    assert not {"pipe.jpg", "endless.jpg", "dangling.jpg", "loop"} & reasons.keys()  # never treated as files
+    hits = MMSearch(settings).search_text("anything", k=10)
+    assert {Path(h.path).name for h in hits} == {"good.jpg", "line\nbreak.png"}
