@@ -31,6 +31,10 @@ from mmsearch.store.library import Library
 from mmsearch.store.table import SpaceTable
 
 
+# Shared by all queries: starting threads per query cost more than a small search here.
+_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mmsearch-query")
+
+
 @dataclass
 class Contribution:
     part: str
@@ -164,8 +168,7 @@ class QueryEngine:
             arrow = route.table.keyword_search(str(route.part.value), options.shortlist, f.sql())
             return [(r, r.pop("_score")) for r in arrow.to_pylist()]
 
-        with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as pool:
-            results = list(pool.map(one, jobs))
+        results = list(_POOL.map(one, jobs))
         rows: dict[str, tuple[SpaceTable, dict]] = {}
         lists = []
         for route, found in zip(jobs, results):
@@ -253,7 +256,7 @@ def _best_dense(ranked: list[tuple[_Route, RankedList]]) -> dict[str, float]:
 
 
 def _filters(table: SpaceTable, options: QueryOptions) -> Filters:
-    return build_filters(table.table.schema, options.where, options.folder, options.types, options.after,
+    return build_filters(table.schema, options.where, options.folder, options.types, options.after,
                          options.before)
 
 

@@ -22,6 +22,8 @@ class ExactIndex:
         self._version: int | None = None
         self._matrix = np.zeros((0, 0), dtype=np.float32)
         self._meta: pa.Table | None = None
+        self._position_of: dict[str, int] | None = None
+        self._position_meta: pa.Table | None = None
 
     def _refresh(self, table: SpaceTable) -> None:
         version = table.version
@@ -40,10 +42,17 @@ class ExactIndex:
         with self._lock:
             self._refresh(table)
             matrix, meta = self._matrix, self._meta
-        if meta is None:
+        if meta is None or not paths:
             return {}
-        index = {p: i for i, p in enumerate(meta.column("path").to_pylist())} if paths else {}
+        index = self._positions(meta)
         return {p: matrix[index[p]] for p in paths if p in index}
+
+    def _positions(self, meta: pa.Table) -> dict[str, int]:
+        with self._lock:
+            if self._position_of is None or self._position_meta is not meta:
+                self._position_of = {p: i for i, p in enumerate(meta.column("path").to_pylist())}
+                self._position_meta = meta
+            return self._position_of
 
     def search(self, table: SpaceTable, query: np.ndarray, k: int, filters: Filters | None = None
                ) -> list[tuple[dict, float]]:

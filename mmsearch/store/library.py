@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import threading
+import time
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +19,7 @@ from mmsearch.errors import LibraryBusy, LibraryNotFound
 from mmsearch.store.table import SpaceTable, table_schema, space_of, table_name
 
 ROOTS_FILE = "library.json"
+NAMES_TTL_S = 2.0
 
 
 class Library:
@@ -31,27 +34,44 @@ class Library:
             (self.data_dir / "lancedb").mkdir(parents=True, exist_ok=True)
         # Re-check the manifest at most once a second, so a server sees another process's commits.
         self.db = lancedb.connect(self.data_dir / "lancedb", read_consistency_interval=timedelta(seconds=1))
+        self._lock = threading.Lock()
+        self._names: tuple[float, list[str]] | None = None
+        self._spaces: dict[str, tuple[str, EmbeddingSpace] | None] = {}
+        self._open: dict[str, SpaceTable] = {}
 
     # -- tables ---------------------------------------------------------------------------------
+    # Listing and opening tables costs a round trip each; queries ask for them every time, so the
+    # handles are kept (they see new commits by themselves) and the name list is re-read every 2 s.
     def table_names(self) -> list[str]:
-        return sorted(self.db.table_names(limit=10_000))
+        now = time.monotonic()
+        with self._lock:
+            if self._names is None or now - self._names[0] > NAMES_TTL_S:
+                self._names = (now, sorted(self.db.table_names(limit=10_000)))
+            return self._names[1]
+
+    def _described(self, name: str) -> tuple[str, EmbeddingSpace] | None:
+        if name not in self._spaces:
+            self._spaces[name] = space_of(self.db.open_table(name).schema)
+        return self._spaces[name]
 
     def spaces(self, modality: str = "image") -> list[EmbeddingSpace]:
-        out = []
-        for name in self.table_names():
-            found = space_of(self.db.open_table(name).schema)
-            if found and found[0] == modality:
-                out.append(found[1])
-        return out
+        return [found[1] for name in self.table_names()
+                if (found := self._described(name)) is not None and found[0] == modality]
 
     def table(self, modality: str, space: EmbeddingSpace, create: bool = False) -> SpaceTable | None:
         name = table_name(modality, space)
+        if name in self._open:
+            return self._open[name]
         if name in self.table_names():
-            return SpaceTable(self.db.open_table(name), modality, space)
-        if not create:
+            handle = self.db.open_table(name)
+        elif create:
+            handle = self.db.create_table(name, schema=table_schema(space, modality), exist_ok=True)
+            self._names = None
+        else:
             return None
-        tbl = self.db.create_table(name, schema=table_schema(space, modality), exist_ok=True)
-        return SpaceTable(tbl, modality, space)
+        table = SpaceTable(handle, modality, space)
+        self._open[name] = table
+        return table
 
     def size_on_disk(self) -> int:
         total = 0
