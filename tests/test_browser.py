@@ -124,3 +124,33 @@ def test_empty_library_banner_indexes_the_sample(page, settings: Settings, photo
         page.wait_for_function("document.querySelectorAll('#mms-gallery button.thumbnail-item img').length == 7")
         page.get_by_role("tab", name="Library").click()
         assert str(photo_dir) in page.locator("#mms-status").inner_text()
+
+
+def test_combine_tab_fuses_parts_with_a_negative_weight_and_a_filter(page, settings: Settings, photo_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    service = MMSearch(settings)
+    service.index([photo_dir])
+    service.maintain_index()
+    with served(settings, service) as url:
+        page.goto(url)
+        page.get_by_role("tab", name="Combine").click()
+        page.locator("#mms-c-text0 textarea").fill("beach at sunset")
+        page.locator("#mms-c-text1 textarea").fill("dog")
+        page.locator("#mms-c-text2 textarea").fill("people")  # weight -1 by default
+        page.get_by_text("Filters").click()
+        page.locator("#mms-c-where textarea").fill("format=PNG")
+        page.click("#mms-c-run")
+        page.locator("#mms-c-message").filter(has_text="ranked lists").wait_for()
+        message = page.locator("#mms-c-message").inner_text()
+        assert "only 1 item matches the filters" in message
+        table = page.locator("#mms-c-table").inner_text()
+        assert "img1.png" in table and "image" in table
+        assert "-1 text:people" in table and "+1 text:dog" in table  # the explanation names every part
+        assert not any(f"img{i}." in table for i in (0, 2, 3, 4, 5, 6))  # the filter let only the PNG through
+        page.locator("#mms-c-gallery button.thumbnail-item img").first.wait_for()
+        page.screenshot(path=str(tmp_path / "combine.png"), full_page=True)
+
+        page.locator("#mms-c-where textarea").fill("colour=red")
+        page.click("#mms-c-run")
+        page.locator("#mms-c-message").filter(has_text="unknown filter column").wait_for()
+        assert page.locator(".traceback").count() == 0

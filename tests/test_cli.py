@@ -118,7 +118,7 @@ def test_multi_part_query_with_filters_and_explanations(run, photo_dir):
               "--where", "format=PNG", "-k", "5")
     hits = [json.loads(line) for line in res.stdout.splitlines()]
     assert [h["path"] for h in hits] == [str(photo_dir / "img1.png")]  # the only PNG
-    assert res.stderr.strip() == "only 1 items match the filters (asked for 5)"
+    assert res.stderr.strip() == "only 1 item matches the filters (asked for 5)"
     parts = {m["part"] for m in hits[0]["matched"]}
     assert parts == {"+2 text:sunset", "+1 image:img1.png", "-1 text:people"}
     plain = run("search", "x", "--plain", "--explain", "-k", "1").stdout

@@ -99,7 +99,8 @@ class QueryEngine:
         hits = self._fuse(ranked, rows, routes, options)
         notes = []
         if any(filters.values()) and len(hits) < options.k:
-            notes.append(f"only {len(hits)} items match the filters (asked for {options.k})")
+            notes.append(f"only {len(hits)} item{'s' if len(hits) != 1 else ''} match{'' if len(hits) != 1 else 'es'} "
+                         f"the filters (asked for {options.k})")
         return Answer(hits, notes, len(ranked), time.perf_counter() - started)
 
     # -- routing --------------------------------------------------------------------------------
@@ -157,18 +158,27 @@ class QueryEngine:
     # -- retrieval ------------------------------------------------------------------------------
     def _retrieve(self, routes: list[_Route], filters: dict[str, Filters], options: QueryOptions
                   ) -> tuple[list[tuple[_Route, RankedList]], dict[str, tuple[SpaceTable, dict]]]:
-        jobs = [r for r in routes if (r.vector is not None and not r.part.negative)
-                or (r.vector is None and options.hybrid and r.table.has_keyword_index())]
+        dense = [r for r in routes if r.vector is not None and not r.part.negative]
+        keyword = [r for r in routes if r.vector is None and options.hybrid and r.table.has_keyword_index()]
+        by_table: dict[str, list[_Route]] = {}
+        for r in dense:
+            by_table.setdefault(r.table.name, []).append(r)
 
-        def one(route: _Route) -> list[tuple[dict, float]]:
+        def vector_job(group: list[_Route]) -> list[list[tuple[dict, float]]]:
+            table = group[0].table
+            # With rerank on, the shortlist comes cheap (quantised scores) and is rescored exactly below.
+            return self.vectors.search_many(table, [r.vector for r in group], options.shortlist,
+                                            filters[table.name], approximate=options.rerank)
+
+        def keyword_job(route: _Route) -> list[list[tuple[dict, float]]]:
             f = filters[route.table.name]
-            if route.vector is not None:
-                # With rerank on, the shortlist comes cheap (quantised scores) and is rescored exactly below.
-                return self.vectors.search(route.table, route.vector, options.shortlist, f, approximate=options.rerank)
             arrow = route.table.keyword_search(str(route.part.value), options.shortlist, f.sql())
-            return [(r, r.pop("_score")) for r in arrow.to_pylist()]
+            return [[(r, r.pop("_score")) for r in arrow.to_pylist()]]
 
-        results = list(_POOL.map(one, jobs))
+        futures = [_POOL.submit(vector_job, g) for g in by_table.values()]
+        futures += [_POOL.submit(keyword_job, r) for r in keyword]
+        jobs = [r for g in by_table.values() for r in g] + keyword
+        results = [found for f in futures for found in f.result()]
         rows: dict[str, tuple[SpaceTable, dict]] = {}
         lists = []
         for route, found in zip(jobs, results):

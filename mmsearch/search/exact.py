@@ -56,20 +56,29 @@ class ExactIndex:
 
     def search(self, table: SpaceTable, query: np.ndarray, k: int, filters: Filters | None = None
                ) -> list[tuple[dict, float]]:
+        return self.search_many(table, query.reshape(1, -1), k, filters)[0]
+
+    def search_many(self, table: SpaceTable, queries: np.ndarray, k: int, filters: Filters | None = None
+                    ) -> list[list[tuple[dict, float]]]:
+        """Top k for several query vectors with one pass over the matrix: memory bandwidth, not
+        arithmetic, bounds this product, so P queries cost about as much as one."""
         with self._lock:
             self._refresh(table)
             matrix, meta = self._matrix, self._meta
         if meta is None or len(matrix) == 0:
-            return []
-        scores = matrix @ query.astype(np.float32).reshape(-1)
+            return [[] for _ in range(len(queries))]
+        scores = matrix @ np.asarray(queries, np.float32).T  # (rows, P)
         if filters:  # pre-filter: excluded rows can never be ranked
             keep = filters.mask(meta)
-            scores = np.where(keep, scores, -np.inf)
+            scores[~keep] = -np.inf
             k = min(k, int(keep.sum()))
-            if k == 0:
-                return []
         k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        rows = meta.take(pa.array(top)).to_pylist()
-        return list(zip(rows, scores[top].tolist()))
+        if k == 0:
+            return [[] for _ in range(len(queries))]
+        out = []
+        for col in scores.T:
+            top = np.argpartition(-col, k - 1)[:k]
+            top = top[np.argsort(-col[top], kind="stable")]
+            rows = meta.take(pa.array(top)).to_pylist()
+            out.append(list(zip(rows, col[top].tolist())))
+        return out

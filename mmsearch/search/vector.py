@@ -24,6 +24,13 @@ class VectorSearch:
     def uses_ann(self, table: SpaceTable) -> bool:
         return table.count() >= self.ann_threshold and table.has_ann_index()
 
+    def search_many(self, table: SpaceTable, vectors: list[np.ndarray], n: int, filters: Filters | None = None,
+                    approximate: bool = False) -> list[list[tuple[dict, float]]]:
+        """One result list per vector; below the ANN threshold they share one pass over the matrix."""
+        if not self.uses_ann(table):
+            return self._index(table).search_many(table, np.stack(vectors), n, filters)
+        return [self.search(table, v, n, filters, approximate) for v in vectors]
+
     def search(self, table: SpaceTable, vector: np.ndarray, n: int, filters: Filters | None = None,
                approximate: bool = False) -> list[tuple[dict, float]]:
         """approximate=True returns the ANN index's quantised scores, for a caller that rescores."""
