@@ -154,3 +154,26 @@ def test_combine_tab_fuses_parts_with_a_negative_weight_and_a_filter(page, setti
         page.click("#mms-c-run")
         page.locator("#mms-c-message").filter(has_text="unknown filter column").wait_for()
         assert page.locator(".traceback").count() == 0
+
+
+def test_evaluate_tab_shows_metrics_and_chart(page, settings: Settings, photo_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    service = MMSearch(settings)
+    service.index([photo_dir])
+    judged = tmp_path / "judged.jsonl"
+    judged.write_text("\n".join(json.dumps({"image": str(p), "relevant": [str(p)]})
+                                for p in sorted(photo_dir.glob("*.*"))) + "\n")
+    with served(settings, service) as url:
+        page.goto(url)
+        page.get_by_role("tab", name="Evaluate").click()
+        page.locator("#mms-e-file input[type=file]").set_input_files(str(judged))
+        page.locator("#mms-e-configs").get_by_label("no-hybrid").check()
+        page.click("#mms-e-run")
+        page.locator("#mms-e-message").filter(has_text="6 judged queries, 2 configuration(s)").wait_for()
+        table = page.locator("#mms-e-table").inner_text()
+        assert "default" in table and "no-hybrid" in table and "R@1" in table
+        assert "default\nimage\n6\n1\n" in table  # each image query finds itself first: R@1 = 1
+        page.locator("#mms-e-chart canvas, #mms-e-chart svg").first.wait_for()
+        page.screenshot(path=str(tmp_path / "evaluate.png"), full_page=True)
+        assert page.locator(".traceback").count() == 0

@@ -17,6 +17,7 @@ from mmsearch.store import Library
 from mmsearch.ui.actions import Actions, Found, Indexed
 from mmsearch.ui.api import register_api
 from mmsearch.ui.compose import ComposeActions, compose_tab
+from mmsearch.ui.evaluate import evaluate_tab
 from mmsearch.ui.present import EMPTY_LIBRARY, caption, detail_markdown, plain, status_markdown
 from mmsearch.ui.thumbs import thumbs_dir
 
@@ -50,6 +51,8 @@ def build_demo(settings: Settings, service: MMSearch | None = None, *, sample_di
             with gr.Tab("Combine", id="combine"):
                 compose_tab(ComposeActions(service, actions.renditions, lambda paths: _expose(demo, paths)),
                             default_k, PRIVATE)
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluate_tab(service, PRIVATE)
             with gr.Tab("Index", id="index"):
                 folder, index_btn, summary, skipped = _index_tab()
             with gr.Tab("Library", id="library"):
