@@ -93,6 +93,24 @@ def _settings_summary(mut) -> dict:  # noqa: ANN001
             "ann_threshold": s.ann_threshold}
 
 
+def _merged(path: Path, new: dict) -> dict:
+    """A run of some --sections replaces those sections of an earlier result and keeps the others."""
+    ran = [name for name in SECTIONS if name in new]
+    for name in ran:
+        new.setdefault("section_runs", {})[name] = {"command": new["command"], "machine": new["machine"]}
+    if not path.is_file() or set(ran) == set(SECTIONS):
+        return new
+    old = json.loads(path.read_text())
+    if old.get("model") != new["model"]:
+        return new
+    for name in ran:
+        old[name] = new[name]
+        old.setdefault("section_runs", {})[name] = new["section_runs"][name]
+        for key in ("timings_s", "others_cpu_share"):
+            old.setdefault(key, {})[name] = new[key][name]
+    return old
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.rss_child:
@@ -101,8 +119,8 @@ def main(argv: list[str] | None = None) -> None:
         child_main(model_under_test(args.model, args.work), Path(args.rss_child[0]), Path(args.rss_child[1]))
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    result = run(args)
     stem = args.out / f"core_{args.model}"
+    result = _merged(stem.with_suffix(".json"), run(args))
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     from report import markdown
 

@@ -113,10 +113,10 @@ class CpuShare:
     """How busy the machine was with other people's work while a section ran (from /proc/stat)."""
 
     def __init__(self) -> None:
-        self.start = (time.perf_counter(), _busy_s(), _own_cpu_s())
+        self.start = (time.perf_counter(), _busy_s(), own_cpu_s())
 
     def others(self) -> float:
-        wall, busy, own = (b - a for a, b in zip(self.start, (time.perf_counter(), _busy_s(), _own_cpu_s())))
+        wall, busy, own = (b - a for a, b in zip(self.start, (time.perf_counter(), _busy_s(), own_cpu_s())))
         cores = len(os.sched_getaffinity(0))
         return round(max(0.0, busy - own) / (wall * cores), 3) if wall > 0 else 0.0
 
@@ -127,7 +127,7 @@ def _busy_s() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def _own_cpu_s() -> float:
+def own_cpu_s() -> float:
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import statistics
 import time
@@ -10,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from common import ModelUnderTest, Stopwatch, timed
+from common import ModelUnderTest, Stopwatch, own_cpu_s, timed
 
 from mmsearch.encoders import Encoder
 from mmsearch.media.images import decode_image
@@ -27,22 +28,34 @@ def prepare_one(encoder: Encoder, path: Path, max_pixels: int) -> Any:
 
 
 def prepare_costs(encoder: Encoder, paths: list[Path], max_pixels: int, workers: int) -> tuple[dict, list]:
+    import torch
+
     prepare_one(encoder, paths[0], max_pixels)  # warm-up
-    t = time.perf_counter()
-    tensors = [prepare_one(encoder, p, max_pixels) for p in paths]
-    one_thread = time.perf_counter() - t
+    default = torch.get_num_threads()
+    one_thread: dict[int, list[float]] = {default: [], 1: []}
+    tensors: list = []
+    for _ in range(2):  # each torch setting twice, in turn
+        for n in one_thread:
+            torch.set_num_threads(n)
+            t = time.perf_counter()
+            tensors = [prepare_one(encoder, p, max_pixels) for p in paths]
+            one_thread[n].append(time.perf_counter() - t)
+    torch.set_num_threads(default)
     with ThreadPoolExecutor(workers) as pool:
         pooled = timed(lambda: list(pool.map(lambda p: prepare_one(encoder, p, max_pixels), paths)))
+    ms = {n: round(statistics.median(v) / len(paths) * 1000, 2) for n, v in one_thread.items()}
     return {
-        "ms_per_image_1_thread": round(one_thread / len(paths) * 1000, 2),
-        f"images_per_s_{workers}_threads": round(len(paths) / pooled, 1),
+        "ms_per_image_1_thread": ms[default], "ms_per_image_1_thread_torch_1_thread": ms[1],
+        "torch_threads_default": default, f"images_per_s_{workers}_threads": round(len(paths) / pooled, 1),
     }, tensors
 
 
-def bare_pass(encoder: Encoder, batches: list[list]) -> float:
+def bare_pass(encoder: Encoder, batches: list[list]) -> dict:
     """Images/s of encoder.encode_images on tensors preprocessed beforehand, same batch size."""
     n = sum(len(b) for b in batches)
-    return n / sum(timed(lambda b=b: encoder.encode_images(b)) for b in batches)
+    cpu = own_cpu_s()
+    wall = sum(timed(lambda b=b: encoder.encode_images(b)) for b in batches)
+    return {"images_per_s": n / wall, "cpu_ms_per_image": (own_cpu_s() - cpu) / n * 1000}
 
 
 def pipeline_pass(mut: ModelUnderTest, encoder: Encoder, folder: Path, data_dir: Path) -> dict:
@@ -50,13 +63,14 @@ def pipeline_pass(mut: ModelUnderTest, encoder: Encoder, folder: Path, data_dir:
     shutil.rmtree(data_dir, ignore_errors=True)
     mm = MMSearch(mut.with_data_dir(data_dir), encoder=encoder)
     model, commit = Stopwatch(), Stopwatch()
+    cpu = own_cpu_s()
     with model.around(encoder, "encode_images"), commit.around(SpaceTable, "upsert"):
         wall = timed(lambda: _index(mm, folder))
+    cpu = own_cpu_s() - cpu
     shutil.rmtree(data_dir, ignore_errors=True)
     n = len(list(folder.iterdir()))
-    return {"images": n, "seconds": round(wall, 3), "images_per_s": round(n / wall, 2),
-            "model_s": round(model.seconds, 3), "commit_s": round(commit.seconds, 3),
-            "other_s": round(wall - model.seconds - commit.seconds, 3)}
+    return {"images": n, "seconds": wall, "images_per_s": n / wall, "cpu_ms_per_image": cpu / n * 1000,
+            "model_s": model.seconds, "commit_s": commit.seconds, "other_s": wall - model.seconds - commit.seconds}
 
 
 def _index(mm: MMSearch, folder: Path) -> None:
@@ -74,7 +88,7 @@ def lancedb_function(mut: ModelUnderTest) -> Any:
     return get_registry().get("open-clip").create(name=mut.lancedb_name, pretrained="", device="cpu")
 
 
-def lancedb_pass(func: Any, paths: list[Path], db_dir: Path, chunk: int) -> float:
+def lancedb_pass(func: Any, paths: list[Path], db_dir: Path, chunk: int) -> dict:
     """Images/s of table.add() on a SourceField/VectorField schema: lancedb embeds the files itself."""
     import lancedb
     from lancedb.pydantic import LanceModel, Vector
@@ -86,14 +100,14 @@ def lancedb_pass(func: Any, paths: list[Path], db_dir: Path, chunk: int) -> floa
     shutil.rmtree(db_dir, ignore_errors=True)
     table = lancedb.connect(db_dir).create_table("photos", schema=Photo)
     uris = [str(p) for p in paths]
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), own_cpu_s()
     for i in range(0, len(uris), chunk):
         table.add([{"image_uri": u} for u in uris[i:i + chunk]])
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, own_cpu_s() - cpu
     if table.count_rows() != len(uris):
         raise RuntimeError("lancedb open-clip run lost rows")
     shutil.rmtree(db_dir, ignore_errors=True)
-    return len(uris) / seconds
+    return {"images_per_s": len(uris) / seconds, "cpu_ms_per_image": cpu / len(uris) * 1000}
 
 
 def run_ingest(mut: ModelUnderTest, photos: list[Path], folder: Path, work: Path, repeats: int,
@@ -110,13 +124,13 @@ def run_ingest(mut: ModelUnderTest, photos: list[Path], folder: Path, work: Path
     if func is not None:
         lancedb_pass(func, photos[: min(8, len(photos))], work / "lance-warm", s.commit_every)
 
-    bare, pipe, lance = [], [], []
-    for r in range(repeats):  # interleaved, so load from other users hits all three alike
-        bare.append(bare_pass(encoder, batches))
-        pipe.append(pipeline_pass(mut, encoder, folder, work / f"lib-{r}"))
+    runs: dict[str, list] = {"bare": [], "pipeline": [], "lancedb": []}
+    for r in range(repeats):  # interleaved, so load from other users hits all alike
+        runs["bare"].append(bare_pass(encoder, batches))
+        runs["pipeline"].append(pipeline_pass(mut, encoder, folder, work / f"lib-{r}"))
         if func is not None:
-            lance.append(lancedb_pass(func, photos, work / f"lance-{r}", s.commit_every))
-    return _ingest_summary(mut, len(photos), load_s, costs, bare, pipe, lance)
+            runs["lancedb"].append(lancedb_pass(func, photos, work / f"lance-{r}", s.commit_every))
+    return _ingest_summary(mut, len(photos), load_s, costs, runs)
 
 
 def _warm_folder(photos: list[Path], work: Path) -> Path:
@@ -125,26 +139,32 @@ def _warm_folder(photos: list[Path], work: Path) -> Path:
     return link_folder(photos[: min(len(photos), 64)], work / "photos-warm")
 
 
-def _ingest_summary(mut: ModelUnderTest, n: int, load_s: float, costs: dict, bare: list[float],
-                    pipe: list[dict], lance: list[float]) -> dict:
+def _median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def _ingest_summary(mut: ModelUnderTest, n: int, load_s: float, costs: dict, runs: dict[str, list]) -> dict:
     s = mut.settings
-    bare_rate = statistics.median(bare)
-    pipe_rate = statistics.median(p["images_per_s"] for p in pipe)
-    cores = len(__import__("os").sched_getaffinity(0))
+    bare, pipe = (_median(runs[k], "images_per_s") for k in ("bare", "pipeline"))
+    bare_cpu = _median(runs["bare"], "cpu_ms_per_image")
+    cores = len(os.sched_getaffinity(0))
     # If model and decoding both want every core, the best the pipeline can do is run them back to back.
-    cpu_bound_ratio = (1 / bare_rate) / (1 / bare_rate + costs["ms_per_image_1_thread"] / 1000 / cores)
+    cpu_bound_ratio = (1 / bare) / (1 / bare + costs["ms_per_image_1_thread_torch_1_thread"] / 1000 / cores)
+    r3 = lambda x: round(x, 3)  # noqa: E731
     out = {
         "images": n, "batch_size": s.batch_size, "workers": s.workers, "commit_every": s.commit_every,
         "model_load_s": round(load_s, 2), "prepare": costs,
-        "bare_forward_images_per_s": round(bare_rate, 2), "bare_runs": [round(b, 2) for b in bare],
-        "pipeline_images_per_s": round(pipe_rate, 2), "pipeline_runs": pipe,
-        "ratio_pipeline_to_bare": round(pipe_rate / bare_rate, 3),
-        "ratio_if_decode_and_model_share_cores": round(cpu_bound_ratio, 3),
+        "bare_forward_images_per_s": round(bare, 2), "pipeline_images_per_s": round(pipe, 2),
+        "ratio_pipeline_to_bare": r3(pipe / bare),
+        "ratio_if_decode_and_model_share_cores": r3(cpu_bound_ratio),
+        "cpu_ms_per_image": {"bare": round(bare_cpu, 1),
+                             "pipeline": round(_median(runs["pipeline"], "cpu_ms_per_image"), 1)},
+        "runs": {k: [{m: round(v, 2) for m, v in r.items()} for r in rs] for k, rs in runs.items()},
     }
-    if lance:
-        lance_rate = statistics.median(lance)
-        out.update({"lancedb_open_clip_images_per_s": round(lance_rate, 2),
-                    "lancedb_runs": [round(x, 2) for x in lance],
-                    "ratio_lancedb_to_bare": round(lance_rate / bare_rate, 3),
-                    "speedup_pipeline_vs_lancedb": round(pipe_rate / lance_rate, 2)})
+    out["cpu_ratio_bare_to_pipeline"] = r3(bare_cpu / out["cpu_ms_per_image"]["pipeline"])
+    if runs["lancedb"]:
+        lance = _median(runs["lancedb"], "images_per_s")
+        out.update({"lancedb_open_clip_images_per_s": round(lance, 2), "ratio_lancedb_to_bare": r3(lance / bare),
+                    "speedup_pipeline_vs_lancedb": round(pipe / lance, 2)})
+        out["cpu_ms_per_image"]["lancedb"] = round(_median(runs["lancedb"], "cpu_ms_per_image"), 1)
     return out

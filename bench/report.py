@@ -5,6 +5,12 @@ from __future__ import annotations
 
 def markdown(r: dict) -> str:
     parts = [f"# mmsearch core benchmark: {r['model']}\n", f"`{r['command']}`\n", _machine(r)]
+    later = {name: run for name, run in r.get("section_runs", {}).items() if run["command"] != r["command"]}
+    for name, run in later.items():
+        m = run["machine"]
+        parts.append(f"Section `{name}` comes from a later run: `{run['command']}` (mmsearch "
+                     f"{m.get('mmsearch_source')}, load average at start "
+                     f"{'/'.join(f'{x:.2f}' for x in m['loadavg_start'])}).\n")
     if "ingest" in r:
         parts.append(_ingest(r["ingest"]))
     if "rss" in r:
@@ -34,45 +40,52 @@ def _machine(r: dict) -> str:
 
 
 def _ingest(g: dict) -> str:
+    pre, cpu = g["prepare"], g["cpu_ms_per_image"]
     rows = [
         ("model load (s)", g["model_load_s"]),
-        ("read+hash+decode+preprocess, 1 thread (ms/image)", g["prepare"]["ms_per_image_1_thread"]),
-        *[(f"same, {k.rsplit('_', 2)[-2]} threads (images/s)", v) for k, v in g["prepare"].items()
+        (f"read+hash+decode+preprocess, 1 thread, torch at {pre['torch_threads_default']} threads (ms/image)",
+         pre["ms_per_image_1_thread"]),
+        ("same, torch at 1 thread (ms/image)", pre["ms_per_image_1_thread_torch_1_thread"]),
+        *[(f"same, {k.rsplit('_', 2)[-2]} decode threads (images/s)", v) for k, v in pre.items()
           if k.startswith("images_per_s")],
         ("**(a) bare batched forward (images/s)**", f"**{g['bare_forward_images_per_s']}**"),
         ("**(b) MMSearch.index() pipeline (images/s)**", f"**{g['pipeline_images_per_s']}**"),
         ("**ratio (b)/(a)** (goal >= 0.9)", f"**{g['ratio_pipeline_to_bare']}**"),
-        ("best ratio if decoding and model compete for the same cores", g["ratio_if_decode_and_model_share_cores"]),
+        ("best ratio if decoding and model share the cores", g["ratio_if_decode_and_model_share_cores"]),
+        ("CPU ms per image: bare / pipeline", f"{cpu['bare']} / {cpu['pipeline']}"),
+        ("**CPU ratio bare/pipeline** (what (b)/(a) is on a quiet machine when both are CPU-bound)",
+         f"**{g['cpu_ratio_bare_to_pipeline']}**"),
     ]
     if "lancedb_open_clip_images_per_s" in g:
         rows += [("**(c) lancedb open-clip function, table.add() (images/s)**",
                   f"**{g['lancedb_open_clip_images_per_s']}**"),
-                 ("ratio (c)/(a)", g["ratio_lancedb_to_bare"]),
+                 ("ratio (c)/(a); CPU ms per image", f"{g['ratio_lancedb_to_bare']}; {cpu['lancedb']:.1f}"),
                  ("speed-up (b)/(c)", g["speedup_pipeline_vs_lancedb"])]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     runs = "\n".join(
-        f"| {i + 1} | {p['images_per_s']} | {p['seconds']} | {p['model_s']} | {p['commit_s']} | {p['other_s']} |"
-        for i, p in enumerate(g["pipeline_runs"]))
+        f"| {name} {i + 1} | {p['images_per_s']} | {p['cpu_ms_per_image']} | {p.get('seconds', '')} | "
+        f"{p.get('model_s', '')} | {p.get('commit_s', '')} | {p.get('other_s', '')} |"
+        for name, rs in g["runs"].items() for i, p in enumerate(rs))
     return (
-        f"## 1. Ingestion ({g['images']} photos, 1024x768 JPEG, median of {len(g['bare_runs'])} interleaved runs)\n\n"
-        f"| measure | value |\n|---|---|\n{table}\n\n"
-        f"Pipeline runs, split by where the calling thread spent its time (model = encode_images, commit = "
-        f"SpaceTable.upsert, other = waiting for decode threads, planning, bookkeeping):\n\n"
-        f"| run | images/s | wall s | model s | commit s | other s |\n|---|---|---|---|---|---|\n{runs}\n\n"
-        f"Bare runs (images/s): {g['bare_runs']}" + (f"; lancedb runs: {g['lancedb_runs']}" if "lancedb_runs" in g
-                                                     else "") + "\n"
+        f"## 1. Ingestion ({g['images']} photos, 1024x768 JPEG, median of {len(g['runs']['bare'])} interleaved "
+        f"runs)\n\n| measure | value |\n|---|---|\n{table}\n\n"
+        "All runs in order. For pipeline runs the calling thread's wall time is split into model "
+        "(encode_images), commit (SpaceTable.upsert) and other (mostly waiting for decode threads):\n\n"
+        "| run | images/s | CPU ms/image | wall s | model s | commit s | other s |\n"
+        f"|---|---|---|---|---|---|---|\n{runs}\n"
     )
 
 
 def _rss(m: dict) -> str:
     rows = "\n".join(
         f"| {x['images']} | {x['peak_rss_mb']} | {x['hwm_after_load_mb']} | {x['peak_minus_after_load_mb']} | "
-        f"{x['index_s']} | {x['process_lifetime_peak_mb']} |" for x in m["runs"])
+        f"{x['index_s']} | {x['process_lifetime_peak_mb']} | "
+        + " / ".join(str(v) for v in x.get("hwm_along_run_mb", {}).values()) + " |" for x in m["runs"])
     return (
         "## 2. Peak RSS of one indexing process\n\n"
         "| photos | peak RSS MiB (VmHWM after index) | peak after model load MiB | indexing adds MiB | index s "
-        "| whole-process peak MiB (polled, incl. shutdown) |\n"
-        f"|---|---|---|---|---|---|\n{rows}\n\n"
+        "| whole-process peak MiB (polled, incl. shutdown) | peak at 25 / 50 / 75 / 100% of the folder |\n"
+        f"|---|---|---|---|---|---|---|\n{rows}\n\n"
         f"Growth from smallest to largest folder: {m['growth_mb']} MiB "
         f"({m['growth_mb_per_1000_images']} MiB per 1000 photos).\n"
     )

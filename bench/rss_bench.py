@@ -12,6 +12,7 @@ from pathlib import Path
 
 from common import ModelUnderTest, proc_status_mb
 
+from mmsearch.ingest.indexer import Progress
 from mmsearch.service import MMSearch
 
 
@@ -20,10 +21,18 @@ def child_main(mut: ModelUnderTest, folder: Path, data_dir: Path) -> None:
     encoder = mut.encoder()
     encoder.load()
     after_load = {"rss_after_load_mb": proc_status_mb("VmRSS"), "hwm_after_load_mb": proc_status_mb("VmHWM")}
+    hwm_at: dict[str, float] = {}
+
+    def quartiles(p: Progress) -> None:  # the high-water mark along the run: a plateau means flat memory
+        for q in (25, 50, 75):
+            if p.total and p.done == p.total * q // 100:
+                hwm_at[f"{q}%"] = proc_status_mb("VmHWM")
+
     t = time.perf_counter()
-    report = MMSearch(mut.with_data_dir(data_dir), encoder=encoder).index([folder])
+    report = MMSearch(mut.with_data_dir(data_dir), encoder=encoder).index([folder], on_progress=quartiles)
+    hwm_at["100%"] = proc_status_mb("VmHWM")
     print(json.dumps({**after_load, "embedded": report.embedded, "index_s": round(time.perf_counter() - t, 2),
-                      "hwm_end_mb": proc_status_mb("VmHWM")}))
+                      "hwm_end_mb": hwm_at["100%"], "hwm_along_run_mb": hwm_at}))
 
 
 def measure(model_key: str, work: Path, folder: Path) -> dict:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import open_clip
 
+from mmsearch.encoders.hf_weights import resolve_hf_folder
 from mmsearch.encoders.weights import CONFIG_NAME, resolve_weights
 from mmsearch.errors import MMSearchError
 
@@ -21,6 +22,14 @@ CURATED = [
     ("MobileCLIP-S2", "datacompdr", "fast on CPU"),
     ("MobileCLIP2-S2", "dfndr2b", "fast on CPU"),
     ("xlm-roberta-base-ViT-B-32", "laion5b_s13b_b90k", "multilingual text tower"),
+]
+
+
+# Sounds (CLAP): (Hugging Face repo, why it is listed); all three embed into 512 dimensions.
+CLAP_CURATED = [
+    ("laion/clap-htsat-unfused", "default for sounds: general audio, 10 s windows"),
+    ("laion/larger_clap_general", "larger, trained on more general audio"),
+    ("laion/larger_clap_music_and_speech", "larger, for music and speech"),
 ]
 
 
@@ -44,12 +53,20 @@ def _is_local(model: str, pretrained: str, models_dir: Path) -> bool:
         return False
 
 
+def _clap_is_local(repo: str, models_dir: Path) -> bool:
+    try:
+        resolve_hf_folder(repo, "clap", models_dir, None, offline=True)
+    except MMSearchError:
+        return False
+    return True
+
+
 def known_models(models_dir: Path, include_all: bool = False) -> list[ModelInfo]:
     pairs = [(m, t, note) for m, t, note in CURATED]
     if include_all:
         listed = {(m, t) for m, t, _ in CURATED}
         pairs += [(m, t, "") for m, t in open_clip.list_pretrained() if (m, t) not in listed]
-    out = []
+    out = [ModelInfo("clap", repo, "(hub)", 512, _clap_is_local(repo, models_dir), note) for repo, note in CLAP_CURATED]
     for model, tag, note in pairs:
         cfg = open_clip.get_model_config(model) or {}
         out.append(ModelInfo("open-clip", model, tag, cfg.get("embed_dim"), _is_local(model, tag, models_dir), note))

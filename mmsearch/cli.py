@@ -46,12 +46,25 @@ def _service(ctx: click.Context):
 @click.option("--audio-model", envvar="MMSEARCH_AUDIO_MODEL",
               help="CLAP model for sounds: laion/clap-htsat-unfused (default), laion/larger_clap_general, "
                    "laion/larger_clap_music_and_speech, or a folder with its files.")
+@click.option("--encoder", envvar="MMSEARCH_ENCODER", help="open-clip (default), bge-vl or jina-v4 (`mmsearch models`).")
+@click.option("--precision", envvar="MMSEARCH_PRECISION", type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+              help="auto: fp16/bf16 on a GPU, fp32 on a CPU.")
+@click.option("--backend", envvar="MMSEARCH_BACKEND", type=click.Choice(["torch", "onnx", "onnx-int8"]),
+              help="onnx / onnx-int8: the OpenCLIP image tower in ONNX Runtime on the CPU.")
+@click.option("--batch-size", envvar="MMSEARCH_BATCH_SIZE", type=click.IntRange(1, 1024), help="Images per model call.")
+@click.option("--trust-remote-code", is_flag=True, default=None,
+              help="Let a model repository run its own Python code (needed by jinaai/jina-embeddings-v4). Off by default.")
+@click.option("--truncate-dim", envvar="MMSEARCH_TRUNCATE_DIM", type=int, help="Matryoshka models: keep this many dimensions.")
+@click.option("--text-model", envvar="MMSEARCH_TEXT_MODEL",
+              help="Also embed captions (photo.jpg.txt) with this text model, e.g. sentence-transformers/all-MiniLM-L6-v2.")
+@click.option("--extra-models", envvar="MMSEARCH_EXTRA_MODELS",
+              help="More models, each its own table, fused at search time: [ENCODER:]MODEL[@PRETRAINED],...")
 @click.pass_context
 def cli(ctx: click.Context, data_dir: Path | None, model: str | None, pretrained: str | None,
-        offline: bool | None, device: str | None, audio_model: str | None) -> None:
+        offline: bool | None, device: str | None, audio_model: str | None, **zoo: Any) -> None:
     """Search photo and sound libraries by text, by image or by sound."""
     overrides = {k: v for k, v in dict(data_dir=data_dir, model=model, pretrained=pretrained,
-                                        offline=offline, device=device, audio_model=audio_model).items()
+                                        offline=offline, device=device, audio_model=audio_model, **zoo).items()
                  if v is not None}
     if offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
@@ -61,13 +74,27 @@ def cli(ctx: click.Context, data_dir: Path | None, model: str | None, pretrained
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--ocr/--no-ocr", default=None, help="Read text inside images into the keyword index (slow; needs the ocr extra).")
+@click.option("--id-column", help="Product catalogs: the column that identifies a product (re-indexing updates by it).")
+@click.option("--catalog-name", help="Product catalogs: the catalog's name (default: the file name).")
+@click.option("--image-column", help="Product catalogs: the column with each product's image path.")
+@click.option("--title-column", help="Product catalogs: the product title column.")
+@click.option("--description-column", help="Product catalogs: the product description column.")
 @click.pass_context
 @_friendly
-def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool) -> None:
-    """Index (or update) the images and sounds under PATHS."""
+def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool, ocr: bool | None, **catalog: str | None) -> None:
+    """Index (or update) the images and sounds under PATHS, or product catalogs (.csv, .jsonl, .parquet)."""
     from tqdm import tqdm
 
+    from mmsearch.cli_review import scan_if_watching
+    from mmsearch.cli_workflows import index_catalogs
+
     svc = _service(ctx)
+    if ocr is not None:
+        svc.settings.ocr = ocr
+    paths = index_catalogs(svc, paths, catalog)
+    if not paths:
+        return
     bar = tqdm(total=0, unit="file", disable=quiet, file=sys.stderr, dynamic_ncols=True)
 
     def on_progress(p) -> None:
@@ -86,6 +113,9 @@ def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool) -> None:
     click.echo(report.summary(), err=True)
     for done in svc.maintain_index():
         click.echo(done, err=True)
+    scanned = scan_if_watching(svc)  # new files meet the moderation watch-list, if there is one
+    if scanned:
+        click.echo(scanned, err=True)
 
 
 @cli.command()
@@ -93,6 +123,8 @@ def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool) -> None:
 @click.option("--text", "texts", multiple=True, help="A text part, optionally WEIGHT:TEXT (e.g. -1:people). Repeatable.")
 @click.option("--image", "images", multiple=True, help="An image part, optionally WEIGHT:PATH. Repeatable.")
 @click.option("--audio", "audios", multiple=True, help="A sound part, optionally WEIGHT:PATH. Repeatable.")
+@click.option("--composed", "composed", multiple=True,
+              help="An image with an instruction, IMAGE::TEXT (e.g. dress.jpg::but in red); needs bge-vl.")
 @click.option("--like", "like", help="More like this indexed file.")
 @click.option("--target", type=click.Choice(["images", "audio", "all"]), default="all", show_default=True,
               help="Which tables to search.")
@@ -114,11 +146,15 @@ def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool) -> None:
 @click.option("--explain", is_flag=True, help="Show which query parts and tables matched each result.")
 @click.option("--plain", is_flag=True, help="A readable table instead of JSON lines.")
 @click.option("--paths-only", is_flag=True, help="One path per line.")
+@click.option("--export", "export_to", type=click.Path(path_type=Path),
+              help="Also write the results to this .csv or .jsonl file (rank, score, matched parts, metadata).")
+@click.option("--copy-to", type=click.Path(path_type=Path), help="Also copy the result files into this folder.")
 @click.pass_context
 @_friendly
 def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images: tuple[str, ...],
            audios: tuple[str, ...], like: str | None, target: str, k: int | None, explain: bool, plain: bool,
-           paths_only: bool, **opts) -> None:
+           paths_only: bool, composed: tuple[str, ...] = (), export_to: Path | None = None,
+           copy_to: Path | None = None, **opts) -> None:
     """Search by text, images and sounds at once; parts are fused into one ranked list.
 
     \b
@@ -126,7 +162,9 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
     mmsearch search --text beach --image photo.jpg --text -1:people
     mmsearch search "storm" --target images --where width>=1000 --after 2024-01-01
     """
-    from mmsearch.query.parts import QueryOptions, part_from_cli
+    from mmsearch.query.parts import QueryOptions, composed_from_cli, part_from_cli
+
+    from mmsearch.cli_workflows import hand_off
 
     svc = _service(ctx)
     k = svc.settings.default_k if k is None else k
@@ -135,11 +173,14 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
     if like:
         if raw:
             raise click.UsageError("--like stands alone; to mix it with other parts, pass the file as --image")
-        _emit([(h, None) for h in svc.more_like_this(os.path.abspath(like), k)], plain, paths_only, explain)
+        found = svc.more_like_this(os.path.abspath(like), k)
+        _emit([(h, None) for h in found], plain, paths_only, explain)
+        hand_off(found, export_to, copy_to)
         return
-    if not raw:
+    if not raw and not composed:
         raise click.UsageError("give a text QUERY or at least one --text, --image, --audio or --like")
     parts = [part_from_cli(kind, value) for kind, value in raw]  # type: ignore[arg-type]
+    parts += [composed_from_cli(c) for c in composed]
     targets = {"images": ("image",), "audio": ("audio",), "all": ("image", "audio")}[target]
     options = QueryOptions(k=k, targets=targets, method=opts["fusion"], rrf_k=opts["rrf_k"], norm=opts["norm"],
                            hybrid=opts["hybrid"], rerank=opts["rerank"], shortlist=opts["shortlist"],
@@ -150,6 +191,7 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
     for note in answer.notes:
         click.echo(note, err=True)
     _emit([(h.result, h) for h in answer.hits], plain, paths_only, explain)
+    hand_off(answer.hits, export_to, copy_to)
 
 
 def _emit(hits: list, plain: bool, paths_only: bool, explain: bool) -> None:
@@ -246,25 +288,34 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"  {t['modality']:<6} {t['rows']:>8} rows  {t['encoder']} {t['model']} ({t['weights']}, {t['dim']}-d)")
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--all", "include_all", is_flag=True, help="Every open_clip pretrained pair, not just the curated list.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model.")
 @click.pass_context
 @_friendly
 def models(ctx: click.Context, include_all: bool, as_json: bool) -> None:
-    """Known models and whether their weights are present locally."""
-    from mmsearch.catalog import known_models
+    """The model zoo: modalities, dimension, size, licence, GPU need, local weights, published quality."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from mmsearch.model_zoo import format_table, table
 
     settings: Settings = ctx.obj["settings"]
-    rows = known_models(settings.models_dir, include_all)
-    if as_json:
-        for r in rows:
-            click.echo(json.dumps(r.to_dict()))
-        return
-    for r in rows:
-        mark = "local" if r.local else "-"
-        dim = str(r.dim or "?")
-        click.echo(f"{r.model:<28} {r.pretrained:<22} {dim:>5}  {mark:<6} {r.note}")
+    rows = table(settings.models_dir, include_all)
+    for line in ([json.dumps(r) for r in rows] if as_json else format_table(rows)):
+        click.echo(line)
+
+
+@models.command("pull")
+@click.argument("name")
+@click.pass_context
+@_friendly
+def models_pull(ctx: click.Context, name: str) -> None:
+    """Download NAME (MODEL, MODEL@TAG or ENCODER:MODEL) into the model cache; needs internet access."""
+    from mmsearch.model_zoo import pull
+
+    settings: Settings = ctx.obj["settings"]
+    for path in pull(name, settings.models_dir, None, settings.is_offline):
+        click.echo(str(path))
 
 
 @cli.group()
@@ -297,6 +348,11 @@ def bridge_show(ctx: click.Context) -> None:
         return
     click.echo(f"{saved.audio_space.describe()} <-> {saved.image_space.describe()}, {len(saved.captions)} captions: "
                f"{provider.path}")
+
+
+from mmsearch.cli_workflows import register  # noqa: E402 - the workflow commands use the helpers above
+
+register(cli)
 
 
 def main() -> None:

@@ -10,9 +10,11 @@ from PIL import Image
 
 from mmsearch.bridge import BridgeProvider
 from mmsearch.encoders import Encoder, create_encoder
+from mmsearch.encoders.factory import build_encoder, extra_encoders_from_settings
 from mmsearch.errors import MMSearchError
 from mmsearch.ingest import Indexer, IndexReport
 from mmsearch.ingest.audio import AudioPipeline
+from mmsearch.ingest.captions import zoo_pipelines
 from mmsearch.ingest.indexer import ProgressFn, SkipFn
 from mmsearch.media.audio import supported_extensions as audio_extensions
 from mmsearch.query.embed import Projector
@@ -25,14 +27,7 @@ from mmsearch.store.table import space_of
 
 
 def encoder_from_settings(settings: Settings) -> Encoder:
-    return create_encoder(
-        settings.encoder,
-        model=settings.model,
-        pretrained=settings.pretrained,
-        models_dir=str(settings.models_dir),
-        offline=settings.is_offline,
-        device=settings.device,
-    )
+    return build_encoder(settings.encoder, settings, model=settings.model, pretrained=settings.pretrained)
 
 
 def audio_encoder_from_settings(settings: Settings) -> Encoder:
@@ -57,7 +52,7 @@ class MMSearch:
         self._library: Library | None = None
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
-        self.extra_encoders: list[Encoder] = []
+        self.extra_encoders: list[Encoder] = extra_encoders_from_settings(settings)  # more image models, captions
         self.projectors: list[Projector] = []
 
     def library(self, create: bool = False) -> Library:
@@ -81,9 +76,15 @@ class MMSearch:
         self.encoder.load()  # missing weights fail here, before a library folder is created
         audio = [AudioPipeline(self.audio_encoder, s.audio_overlap, s.audio_batch_size, s.workers)] \
             if self.audio_encoder is not None else []
+        audio += zoo_pipelines(self.extra_encoders, s.max_image_pixels)
         indexer = Indexer(self.library(create=True), self.encoder, s.batch_size, s.workers, s.commit_every,
                           s.max_image_pixels, extra_pipelines=audio)
-        return indexer.index(roots, on_progress, on_skip)
+        report = indexer.index(roots, on_progress, on_skip)
+        if s.ocr:  # text inside images joins the keyword index (optional, slow: see workflows/ocr.py)
+            from mmsearch.workflows.ocr import OcrPass
+
+            OcrPass.for_service(self).run()
+        return report
 
     def maintain_index(self, background: bool = False) -> threading.Thread | list[str]:
         """Keyword and ANN indexes; in the app this runs in the background and never blocks a search."""
@@ -100,19 +101,23 @@ class MMSearch:
 
     def audio_encoders(self) -> list[Encoder]:
         """The audio encoder, when its weights can be found here (a photo-only machine has none)."""
+        return [self.audio_encoder] if self.audio_encoder is not None and self._audio_problem() is None else []
+
+    def _audio_problem(self) -> MMSearchError | None:
+        """Why the audio encoder cannot be used, or None. Resolves where its weights are; loads nothing."""
         if self.audio_encoder is None:
-            return []
+            return MMSearchError("audio is turned off (MMSEARCH_AUDIO=false); sounds need the audio model")
         try:
-            self.audio_encoder.space  # resolves the weights' location; loads nothing
-        except MMSearchError:
-            return []
-        return [self.audio_encoder]
+            _ = self.audio_encoder.space
+        except MMSearchError as exc:
+            return exc
+        return None
 
     def bridge(self) -> BridgeProvider:
         """The audio <-> image bridge for the configured pair of models (fitted on first use)."""
-        if self.audio_encoder is None:
-            raise MMSearchError("audio is turned off (MMSEARCH_AUDIO=false); the bridge needs the audio model")
-        self.audio_encoder.space  # raises why, when the audio model's weights are not on this machine
+        problem = self._audio_problem()
+        if problem is not None:
+            raise problem
         with self._lock:
             if self._bridge is None:
                 self._bridge = BridgeProvider(self.audio_encoder, self.encoder, self.settings.models_dir,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_path
 from pydantic import Field
@@ -40,6 +41,15 @@ class Settings(BaseSettings):
     default_k: int = Field(default=12, ge=1, le=1000)
     auth: str | None = None  # "user:password" protects the UI and the API
     max_upload_mb: int = Field(default=50, ge=1, le=4096)
+    # Model zoo: number format, faster CPU path, hub-only parts, more models per library.
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # auto: fp16/bf16 on a GPU, fp32 on a CPU
+    backend: Literal["torch", "onnx", "onnx-int8"] = "torch"  # onnx*: the OpenCLIP image tower in ONNX Runtime (CPU)
+    tokenizer: str | None = None  # a local tokenizer folder for models whose tokenizer lives on the hub
+    trust_remote_code: bool = False  # let a model repository run its own Python code (see README); never default
+    truncate_dim: int | None = Field(default=None, ge=32)  # Matryoshka models: keep this many dimensions
+    text_model: str | None = None  # a text model for captions/descriptions, e.g. sentence-transformers/all-MiniLM-L6-v2
+    extra_models: str = ""  # more models, each its own table, fused at query time: "[ENCODER:]MODEL[@PRETRAINED],..."
+    ocr: bool = False  # read text inside images at index time (RapidOCR, the `ocr` extra): ~1 s per image on a CPU
 
     def auth_pair(self) -> tuple[str, str] | None:
         if not self.auth:

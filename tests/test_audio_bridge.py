@@ -118,7 +118,8 @@ def test_audio_to_image_and_image_to_audio_go_through_the_bridge(svc, sound_dir)
 def test_all_targets_mix_photos_and_sounds(svc, sound_dir):  # noqa: F811
     from mmsearch.query.parts import QueryOptions, QueryPart
 
-    answer = svc.query([QueryPart("audio", str(sound_dir / "tone.wav"))], QueryOptions(k=20, targets=("image", "audio")))
+    part = QueryPart("audio", str(sound_dir / "tone.wav"))
+    answer = svc.query([part], QueryOptions(k=20, targets=("image", "audio")))
     assert {h.result.modality for h in answer.hits} == {"image", "audio"} and len(answer.hits) == 11
 
 

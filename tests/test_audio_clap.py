@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,7 +32,8 @@ def test_loads_a_saved_folder_and_describes_its_space(clap, tiny_clap_dir):  # n
     assert not clap.loaded  # the space comes from config.json, not from loading the model
     assert (clap.audio_rate(), clap.audio_window_s()) == (RATE, WINDOW_S) and clap.loaded
     # The saved processor says truncation="fusion" (transformers' default); a model without fusion needs rand_trunc.
-    assert json.loads((tiny_clap_dir / "processor_config.json").read_text())["feature_extractor"]["truncation"] == "fusion"
+    saved = json.loads((tiny_clap_dir / "processor_config.json").read_text())
+    assert saved["feature_extractor"]["truncation"] == "fusion"
     assert clap._truncation == "rand_trunc"
 
 
@@ -48,11 +48,26 @@ def test_audio_and_text_vectors_are_unit_length_in_one_space(clap):
     np.testing.assert_allclose(again[0], audio[0], atol=1e-5)  # no random crop on a full window
 
 
-def test_a_fusion_model_gets_fusion_features(tmp_path):
-    enc = ClapEncoder(str(make_tiny_clap_dir(tmp_path / "fused", fusion=True)), device="cpu", offline=True)
-    features, longer = enc.preprocess_audio(np.ones(RATE, np.float32) * 0.1)
-    assert enc._truncation == "fusion" and features.shape[0] == 4 and longer is False
-    assert enc.encode_audio([(features, longer)]).shape == (1, 24)
+@pytest.mark.parametrize("fusion", [False, True])
+def test_batched_log_mel_matches_the_feature_extractor(tmp_path, fusion):
+    import torch
+
+    enc = ClapEncoder(str(make_tiny_clap_dir(tmp_path / "m", fusion=fusion)), device="cpu", offline=True)
+    enc.load()
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal(RATE * WINDOW_S).astype(np.float32) * 0.1, np.zeros(RATE * WINDOW_S, np.float32),
+             (0.5 * np.sin(np.arange(RATE // 3) / RATE * 2 * np.pi * 440)).astype(np.float32)]  # short: repeat-padded
+    mode = "fusion" if fusion else "rand_trunc"
+    ref = enc._features(clips, sampling_rate=RATE, truncation=mode, padding="repeatpad", return_tensors="pt")
+    batch = [enc.preprocess_audio(c) for c in clips]
+    ours = enc._log_mel(torch.stack([w for w, _ in batch]))
+    assert enc._truncation == mode and ours.shape == ref["input_features"].shape == (3, 4 if fusion else 1, 201, 16)
+    # dB; float32 here, float64 there: only bins ~100 dB below a pure tone's peak differ noticeably
+    assert float((ours - ref["input_features"]).abs().mean()) < 0.05
+    with torch.inference_mode():
+        expected = enc._model.get_audio_features(input_features=ref["input_features"],
+                                                 is_longer=torch.zeros(3, 1, dtype=torch.bool)).pooler_output
+    np.testing.assert_allclose(enc.encode_audio(batch), expected.numpy(), atol=1e-3)
 
 
 def test_the_hf_cache_and_a_copied_folder_give_the_same_space(tmp_path, tiny_clap_dir):  # noqa: F811
@@ -70,7 +85,8 @@ def test_the_hf_cache_and_a_copied_folder_give_the_same_space(tmp_path, tiny_cla
             os.symlink(repo / "blobs" / digest, snap / f.name)
         else:
             shutil.copy(f, snap / f.name)
-    cached = ClapEncoder("test/tiny-clap", models_dir=tmp_path / "models", cache_dir=str(tmp_path / "hub"), offline=True)
+    cached = ClapEncoder("test/tiny-clap", models_dir=tmp_path / "models", cache_dir=str(tmp_path / "hub"),
+                         offline=True)
     assert cached.source.folder == snap.resolve()
     copied_dir = tmp_path / "models" / "test" / "tiny-clap"
     shutil.copytree(tiny_clap_dir, copied_dir)
@@ -90,17 +106,17 @@ def test_offline_without_weights_fails_fast_naming_files_and_folder(tmp_path):
 
 def test_wrong_folders_and_names_are_clear_errors(tmp_path, tiny_model_dir):
     with pytest.raises(UnknownModel, match="neither a folder nor"):
-        ClapEncoder("not a model", models_dir=tmp_path, offline=True).space
+        _ = ClapEncoder("not a model", models_dir=tmp_path, offline=True).space
     (tmp_path / "bert").mkdir()
     (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(UnknownModel, match="bert model, not CLAP"):
-        ClapEncoder(str(tmp_path / "bert"), offline=True).space
+        _ = ClapEncoder(str(tmp_path / "bert"), offline=True).space
     with pytest.raises(WeightsNotFound, match="no config.json"):
-        ClapEncoder(str(tiny_model_dir), offline=True).space  # an open_clip folder
+        _ = ClapEncoder(str(tiny_model_dir), offline=True).space  # an open_clip folder
     (tmp_path / "empty-clap").mkdir()
     (tmp_path / "empty-clap" / "config.json").write_text(json.dumps({"model_type": "clap"}))
     with pytest.raises(WeightsNotFound, match="no weights"):
-        ClapEncoder(str(tmp_path / "empty-clap"), offline=True).space
+        _ = ClapEncoder(str(tmp_path / "empty-clap"), offline=True).space
 
 
 def test_pooling_is_the_renormalised_mean_and_the_best_window_is_closest_to_it():

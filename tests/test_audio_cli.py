@@ -37,7 +37,8 @@ def library(run, sound_dir, photo_dir):  # noqa: F811
 
 
 def test_every_direction_from_the_command_line(run, library):
-    texts = [json.loads(line) for line in run("search", "dog barking", "--target", "audio", "-k", "3").stdout.splitlines()]
+    out = run("search", "dog barking", "--target", "audio", "-k", "3").stdout
+    texts = [json.loads(line) for line in out.splitlines()]
     assert len(texts) == 3 and {t["modality"] for t in texts} == {"audio"} and texts[0]["duration_s"] > 0
     by_sound = run("search", "--audio", str(library / "tone.wav"), "--target", "audio", "--paths-only", "-k", "1")
     assert by_sound.stdout.strip() == str(library / "tone.wav")
@@ -48,7 +49,8 @@ def test_every_direction_from_the_command_line(run, library):
     assert lines[0].split() == ["#", "score", "type", "size", "path"] and len(lines) == 3
     assert all(" audio " in line and "s " in line for line in lines[1:])  # durations in the size column
     like = run("search", "--like", str(library / "noise.flac"), "--paths-only", "-k", "2").stdout.splitlines()
-    assert len(like) == 2 and str(library / "noise.flac") not in like and all(p.endswith((".wav", ".ogg", ".mp3")) for p in like)
+    assert len(like) == 2 and str(library / "noise.flac") not in like
+    assert all(p.endswith((".wav", ".ogg", ".mp3")) for p in like)
 
 
 def test_bridge_fit_and_show(run, library):
@@ -61,3 +63,12 @@ def test_bridge_fit_and_show(run, library):
 def test_status_lists_the_audio_table(run, library):
     st = json.loads(run("status", "--json").stdout)
     assert sorted((t["modality"], t["rows"]) for t in st["tables"]) == [("audio", 4), ("image", 7)]
+
+
+def test_models_lists_the_clap_models_and_which_are_here(tmp_path, tiny_clap_dir):  # noqa: F811
+    shutil.copytree(tiny_clap_dir, tmp_path / "models" / "laion" / "larger_clap_general")
+    res = CliRunner().invoke(cli, ["--offline", "models", "--json"],
+                             env={"MMSEARCH_MODELS_DIR": str(tmp_path / "models")})
+    clap = {r["model"]: r for r in map(json.loads, res.stdout.splitlines()) if r["encoder"] == "clap"}
+    assert set(clap) == {"laion/clap-htsat-unfused", "laion/larger_clap_general", "laion/larger_clap_music_and_speech"}
+    assert clap["laion/larger_clap_general"]["local"] and not clap["laion/clap-htsat-unfused"]["local"]

@@ -13,7 +13,6 @@ from mmsearch.encoders.pooling import embed_clip
 from mmsearch.media.audio import stream_windows
 from mmsearch.service import MMSearch
 from tests.audio_support import WINDOW_S, audio_settings, sound_dir, tiny_clap_dir, write_sound  # noqa: F401
-from tests.conftest import write_image
 
 
 @pytest.fixture
@@ -51,7 +50,8 @@ def test_file_vectors_and_offsets_equal_the_single_clip_path(svc, sound_dir):  #
         row = rows[str(sound_dir / name)]
         np.testing.assert_allclose(row["vector"], vector, atol=1e-5)
         # The stored offset is a window closest to the file vector (noise windows tie to within float error).
-        closeness = {w.offset_s: float(enc.encode_audio([enc.preprocess_audio(w.samples)])[0] @ vector) for w in windows}
+        closeness = {w.offset_s: float(enc.encode_audio([enc.preprocess_audio(w.samples)])[0] @ vector)
+                     for w in windows}
         assert closeness[row["offset_s"]] == pytest.approx(max(closeness.values()), abs=1e-5)
 
 
@@ -89,7 +89,8 @@ def test_bad_sounds_are_skipped_with_reasons_and_odd_ones_are_indexed(svc, tmp_p
     rows = _audio_rows(svc)
     assert sorted(os.path.basename(p) for p in rows) == ["ok.wav", "phone.wav", "silent.wav", "studio.flac",
                                                          "surround.wav"]
-    assert {rows[str(root / "phone.wav")]["sample_rate"], rows[str(root / "studio.flac")]["sample_rate"]} == {8_000, 96_000}
+    rates = {rows[str(root / "phone.wav")]["sample_rate"], rows[str(root / "studio.flac")]["sample_rate"]}
+    assert rates == {8_000, 96_000}
     assert rows[str(root / "surround.wav")]["channels"] == 6
     assert all(np.isfinite(r["vector"]).all() for r in rows.values())
 
@@ -127,3 +128,20 @@ def test_without_the_audio_model_photos_index_and_sounds_are_skipped(settings, s
     assert svc.search_text("x", k=1)  # image search unaffected by the missing audio model
     off = MMSearch(settings.model_copy(update={"audio": False}))
     assert off.audio_encoder is None and off.index([sound_dir]).skipped == []
+
+
+def test_long_recordings_are_committed_one_by_one(svc, tmp_path):
+    # Batches and commits count windows, not files: each 8 s file is 5 windows of the tiny model, more than
+    # the batch (4) and the commit size (4), so an interrupt after two files keeps both.
+    root = tmp_path / "long"
+    for i in range(3):
+        write_sound(root / f"take{i}.wav", 8.0, freq=200 + 100 * i)
+
+    def interrupt(p) -> None:
+        if p.done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        svc.index([root], on_progress=interrupt)
+    assert sorted(os.path.basename(p) for p in _audio_rows(svc)) == ["take0.wav", "take1.wav"]
+    assert svc.index([root]).embedded == 1

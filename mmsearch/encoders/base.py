@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from PIL import Image
 
-Modality = Literal["image", "text", "audio"]
+Modality = Literal["image", "text", "audio", "composed"]  # composed: an image with an instruction (query side only)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from mmsearch.encoders.base import EmbeddingSpace, Encoder, l2_normalize
+from mmsearch.encoders.device import pick_device
 from mmsearch.encoders.hf_weights import HFFolder, resolve_hf_folder
-from mmsearch.encoders.openclip import pick_device
 from mmsearch.encoders.pooling import embed_query_clip
 from mmsearch.encoders.registry import register
 
@@ -41,7 +41,9 @@ class ClapEncoder(Encoder):
         self.device = pick_device(device)
         self._source: HFFolder | None = None
         self._model: Any = None
-        self._features: Any = None  # ClapFeatureExtractor
+        self._features: Any = None  # ClapFeatureExtractor: its settings and mel filter banks
+        self._mel_filters: Any = None
+        self._window: Any = None
         self._tokenizer: Any = None
         self._truncation = "rand_trunc"
 
@@ -58,6 +60,7 @@ class ClapEncoder(Encoder):
         return EmbeddingSpace(self.name, src.model_label, src.label, int(src.config().get("projection_dim", 512)))
 
     def _load(self) -> None:
+        import torch
         import transformers
         from transformers import ClapModel, ClapProcessor
 
@@ -74,9 +77,14 @@ class ClapEncoder(Encoder):
         # The feature extractor's default "fusion" crashes a model built without fusion: match the config.
         self._truncation = "fusion" if model.config.audio_config.enable_fusion else "rand_trunc"
         self._model, self._features, self._tokenizer = model, processor.feature_extractor, processor.tokenizer
+        fe = self._features
+        # The extractor's mel bank per mode: torchaudio-style (HTK) for fusion, librosa-style (Slaney) otherwise.
+        filters = fe.mel_filters if self._truncation == "fusion" else fe.mel_filters_slaney
+        self._mel_filters = torch.from_numpy(np.asarray(filters, np.float32)).to(self.device)
+        self._window = torch.hann_window(fe.fft_window_size, periodic=True, device=self.device)
 
     def _unload(self) -> None:
-        self._model = self._features = self._tokenizer = None
+        self._model = self._features = self._tokenizer = self._mel_filters = self._window = None
 
     # -- audio ----------------------------------------------------------------------------------
     def audio_rate(self) -> int:
@@ -88,24 +96,44 @@ class ClapEncoder(Encoder):
         return self._features.nb_max_samples / self._features.sampling_rate
 
     def preprocess_audio(self, samples: np.ndarray) -> tuple[Any, bool]:
+        """Repeat-pad one window to the model's input length, as CLAP was trained ("repeatpad")."""
+        import torch
+
         self.load()
-        # A window is never longer than the model's input, so "rand_trunc" never cuts at random here;
-        # shorter ones are repeated to length ("repeatpad"), as in CLAP's training.
-        out = self._features(np.asarray(samples, np.float32), sampling_rate=self._features.sampling_rate,
-                             truncation=self._truncation, padding="repeatpad", return_tensors="pt")
-        # In fusion mode the extractor marks a random clip of every batch "longer" (a training-time trick),
-        # which would make a window's vector depend on its batch; a window is never longer than the input.
-        return out["input_features"][0], len(samples) > self._features.nb_max_samples
+        x = np.asarray(samples, np.float32).reshape(-1)
+        n = self._features.nb_max_samples
+        if not len(x):
+            raise ValueError("an empty window has no features")
+        longer = len(x) > n  # never for a window: the windows are cut to the model's input length
+        x = x[:n] if longer else np.pad(np.tile(x, n // len(x)), (0, n % len(x)))
+        return torch.from_numpy(np.ascontiguousarray(x)), longer
 
     def encode_audio(self, batch: Sequence[tuple[Any, bool]]) -> np.ndarray:
         import torch
 
         self.load()
         with torch.inference_mode():
-            features = torch.stack([f for f, _ in batch]).to(self.device)
+            waves = torch.stack([w for w, _ in batch]).to(self.device)
             longer = torch.tensor([[b] for _, b in batch], device=self.device)
-            out = self._model.get_audio_features(input_features=features, is_longer=longer)
+            out = self._model.get_audio_features(input_features=self._log_mel(waves), is_longer=longer)
         return l2_normalize(out.pooler_output.float().cpu().numpy())
+
+    def _log_mel(self, waves: Any) -> Any:
+        """(batch, samples) -> (batch, 1 or 4, frames, mels): ClapFeatureExtractor's log-mel, batched in torch.
+
+        The extractor computes the same thing frame by frame in a Python loop (float64 numpy); on an H200 it
+        featurised 18 windows/s on 16 threads while the model ran 1,500. Same window, filters, centring and
+        dB floor here, on the model's device; tests hold the two to the same vectors.
+        """
+        import torch
+
+        fe = self._features
+        spec = torch.stft(waves, fe.fft_window_size, hop_length=fe.hop_length, window=self._window, center=True,
+                          pad_mode="reflect", return_complex=True)
+        mel = torch.clamp(self._mel_filters.T @ spec.abs().pow(2), min=1e-10)  # (batch, mels, frames)
+        features = (10.0 * torch.log10(mel)).transpose(1, 2).unsqueeze(1)
+        # A fusion model takes four views of a clip; for a clip no longer than the input all four are the clip.
+        return features.expand(-1, 4, -1, -1).contiguous() if self._truncation == "fusion" else features
 
     def encode_audio_query(self, clip: Any) -> np.ndarray:
         """A whole query sound (a path, or samples with their rate) -> one pooled vector."""

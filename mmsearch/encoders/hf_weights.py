@@ -14,14 +14,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmsearch.encoders.weights import file_digest
+from mmsearch.encoders.hf_aux import download_repo
+from mmsearch.encoders.weights import weights_sha256
 from mmsearch.errors import UnknownModel, WeightsNotFound
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 SUPPORT_FILES = ("config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json",
                  "vocab.json", "merges.txt", "special_tokens_map.json", "processor_config.json")
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class HFFolder:
 
     @property
     def label(self) -> str:
-        return f"sha256:{_weights_sha256(self.weights)[:16]}"
+        return f"sha256:{weights_sha256(self.weights)[:16]}"
 
     @property
     def safetensors(self) -> bool:
@@ -90,23 +90,8 @@ def _cached_snapshot(repo: str, cache_dir: str | None) -> Path | None:
 
 
 def _download(repo: str, cache_dir: str | None) -> Path:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
-
-    try:
-        # safetensors first; the .bin only where a repo has nothing else (loaded with weights_only=True).
-        folder = Path(snapshot_download(repo, allow_patterns=[*SUPPORT_FILES, "model.safetensors*"],
-                                        cache_dir=cache_dir))
-        if not any((folder / n).is_file() for n in WEIGHT_FILES):
-            folder = Path(snapshot_download(repo, allow_patterns=["pytorch_model.bin"], cache_dir=cache_dir))
-    except RepositoryNotFoundError:
-        raise UnknownModel(f"no model {repo!r} on the Hugging Face hub") from None
-    except (HfHubHTTPError, OSError) as exc:
-        raise WeightsNotFound(f"could not download {repo}: {exc}. Copy its files into models/{repo}/") from None
+    # safetensors first; the .bin only where a repo has nothing else (loaded with weights_only=True).
+    folder = download_repo(repo, cache_dir, [*SUPPORT_FILES, "model.safetensors*"])
+    if not any((folder / n).is_file() for n in WEIGHT_FILES):
+        folder = download_repo(repo, cache_dir, ["pytorch_model.bin"])
     return folder
-
-
-def _weights_sha256(path: Path) -> str:
-    # In the HF cache an LFS file is a link to blobs/<its sha256>: no need to read 600 MB to name it.
-    target = Path(os.path.realpath(path))
-    return target.name if _SHA256.match(target.name) else file_digest(target)

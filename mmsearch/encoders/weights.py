@@ -142,3 +142,11 @@ def _tag_source(
             f"or run once with internet access to fill the model cache."
         )
     return WeightsSource(model, tag, tag, hub_repo=repo or None)
+
+
+def weights_sha256(path: Path) -> str:
+    """sha256 of a weights file; free for an LFS file in the HF cache, a link to blobs/<its sha256>."""
+    target = Path(os.path.realpath(path))
+    if len(target.name) == 64 and all(c in "0123456789abcdef" for c in target.name):
+        return target.name
+    return file_digest(target)

@@ -42,6 +42,14 @@ class AudioPipeline(MediaPipeline):
     def prefetch(self, batch_size: int, workers: int) -> int:
         return workers * 2  # probing is cheap; the windows are what needs bounding
 
+    def work(self, item: Prepared) -> float:
+        """Windows to embed (a reused file costs one, like an image)."""
+        if item.payload is None:
+            return 1.0
+        window_s = self.encoder.audio_window_s()
+        hop_s = window_s * (1.0 - self.overlap)
+        return 1.0 + max(0.0, float(item.fields["duration_s"]) - window_s) / hop_s
+
     def prepare(self, entry: FileEntry, known: set[str]) -> Prepared:
         info = probe(entry.path)  # first: a broken file is skipped before it is hashed
         digest = hash_file(entry.path)

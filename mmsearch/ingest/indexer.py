@@ -126,8 +126,8 @@ class Indexer:
         plan = make_plan(root, table.existing_under(str(root)), entries)
         report.seen += plan.unchanged + len(plan.todo)
         report.unchanged += plan.unchanged
-        progress(Progress(0, len(plan.todo), len(report.skipped), f"{plan.root}: {len(plan.todo)} new or changed "
-                                                                  f"{pipeline.modality} files, {plan.unchanged} unchanged"))
+        note = f"{plan.root}: {len(plan.todo)} new or changed {pipeline.modality} files, {plan.unchanged} unchanged"
+        progress(Progress(0, len(plan.todo), len(report.skipped), note))
         if self._ready(pipeline, plan, skip):
             self._run(plan, table, pipeline, report, progress, skip)
         # Vanished files leave only after the new rows are committed: a crash in between
@@ -169,19 +169,23 @@ class Indexer:
         pending: list[Prepared] = []
         rows: list[dict] = []
         done = 0
+        # Batches and commits are sized in model inputs, not files: one image is one, an hour of sound is
+        # ~480 windows, so an interrupt never loses more than one commit's worth of model time.
+        pending_work = rows_work = 0.0
         with ThreadPoolExecutor(self.workers, thread_name_prefix="mmsearch-decode") as pool, \
                 closing(self._prepared(pool, pipeline, plan.todo, known, skip)) as prepared:
             for item in prepared:
                 done += 1
                 if item is not None:
                     pending.append(item)
-                if len(pending) >= self.batch_size or (done == total and pending):
+                    pending_work += pipeline.work(item)
+                if pending_work >= self.batch_size or (done == total and pending):
                     rows.extend(self._embed(pending, table, pipeline, pool, report, skip))
-                    pending = []
-                if len(rows) >= self.commit_every or (done == total and rows):
+                    pending, pending_work, rows_work = [], 0.0, rows_work + pending_work
+                if rows and (rows_work >= self.commit_every or done == total):
                     table.upsert_rows(rows)
                     known.update(r["hash"] for r in rows)
-                    rows = []
+                    rows, rows_work = [], 0.0
                 progress(Progress(done, total, len(report.skipped)))
 
     def _prepared(self, pool: Executor, pipeline: MediaPipeline, todo: list[FileEntry], known: set[str],

@@ -13,12 +13,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import numpy as np
-
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import BadMedia
 from mmsearch.media.files import FileEntry
-from mmsearch.media.images import decode_image, supported_extensions as image_extensions
+from mmsearch.media.images import decode_image
+from mmsearch.media.images import supported_extensions as image_extensions
 
 HASH_CHUNK = 1 << 22
 
@@ -49,6 +48,10 @@ class MediaPipeline(ABC):
     def prefetch(self, batch_size: int, workers: int) -> int:
         """Files prepared ahead of the model."""
         return max(batch_size * 3, workers * 2)
+
+    def work(self, item: Prepared) -> float:
+        """Model inputs an item costs, which batches and commits are sized in: one per file by default."""
+        return 1.0
 
     @abstractmethod
     def prepare(self, entry: FileEntry, known: set[str]) -> Prepared:
@@ -101,7 +104,3 @@ def hash_file(path: str) -> str:
     except OSError as exc:
         raise BadMedia(path, f"cannot read ({exc.strerror or exc})") from None
     return h.hexdigest()
-
-
-def as_vector(value: Any) -> np.ndarray:
-    return np.asarray(value, np.float32)

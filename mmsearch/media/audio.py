@@ -51,6 +51,7 @@ class Window:
 class _Source:
     info: AudioInfo
     blocks: Callable[[int], Iterator[np.ndarray]]  # frames per block -> (frames, channels) float32
+    seek: Callable[[int], object] | None = None  # to a frame, where the decoder can
 
 
 def probe(path: str | Path) -> AudioInfo:
@@ -66,6 +67,13 @@ def stream_windows(path: str | Path, rate: int, window_s: float, hop_s: float,
     with _open(path) as src:
         mono = _decoded_mono(src, path, rate, max_s)
         yield from _windows(mono, rate, window_s, hop_s)
+
+
+def excerpt(path: str | Path, rate: int, start_s: float, seconds: float) -> np.ndarray:
+    """Mono float32 at `rate` from start_s, at most `seconds` long: a preview to play, decoded from there on."""
+    path = str(path)
+    with _open(path) as src:
+        return np.concatenate([np.zeros(0, np.float32), *_decoded_mono(src, path, rate, seconds, start_s)])
 
 
 def array_windows(samples: np.ndarray, sample_rate: int, rate: int, window_s: float, hop_s: float,
@@ -96,8 +104,10 @@ def _open(path: str) -> Iterator[_Source]:
         handle = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         # libsndfile says "file does not exist" (code 7) for some garbage it tried as MP3; the file does exist.
-        code = getattr(exc, "code", None)
-        sndfile_error = "unknown or corrupt format" if code == 7 else (getattr(exc, "error_string", "") or str(exc)).rstrip(".")
+        detail = getattr(exc, "error_string", "") or str(exc)
+        sndfile_error = "unknown or corrupt format" if getattr(exc, "code", None) == 7 else detail.rstrip(".")
+        handle = None
+    if handle is None:
         with _open_audioread(path, sndfile_error) as src:
             yield src
         return
@@ -105,7 +115,7 @@ def _open(path: str) -> Iterator[_Source]:
         info = AudioInfo(handle.frames / handle.samplerate, handle.samplerate, handle.channels,
                          f"{handle.format}/{handle.subtype}")
         _check(path, info)
-        yield _Source(info, lambda n: handle.blocks(blocksize=n, dtype="float32", always_2d=True))
+        yield _Source(info, lambda n: handle.blocks(blocksize=n, dtype="float32", always_2d=True), handle.seek)
 
 
 @contextmanager
@@ -141,7 +151,8 @@ def _check(path: str, info: AudioInfo) -> None:
         raise BadMedia(path, "no audio in the file (0 samples)")
 
 
-def _decoded_mono(src: _Source, path: str, rate: int, max_s: float | None) -> Iterator[np.ndarray]:
+def _decoded_mono(src: _Source, path: str, rate: int, max_s: float | None,
+                  start_s: float = 0.0) -> Iterator[np.ndarray]:
     """Mono float32 blocks at `rate`. Decoding errors mid-file become BadMedia naming the position."""
     import soxr
 
@@ -149,6 +160,10 @@ def _decoded_mono(src: _Source, path: str, rate: int, max_s: float | None) -> It
     limit = None if max_s is None else int(max_s * in_rate)
     stream = None if in_rate == rate else soxr.ResampleStream(in_rate, rate, 1, dtype="float32", quality="HQ")
     read = 0
+    skip = int(start_s * in_rate)
+    if skip and src.seek is not None:
+        src.seek(skip)
+        skip = 0
     blocks = src.blocks(max(int(BLOCK_S * in_rate), 1024))
     while limit is None or read < limit:
         try:
@@ -157,6 +172,11 @@ def _decoded_mono(src: _Source, path: str, rate: int, max_s: float | None) -> It
             raise BadMedia(path, f"corrupt audio after {read / in_rate:.1f} s ({exc})") from None
         if block is None:
             break
+        if skip:  # a decoder that cannot seek: decode up to the start and drop it
+            dropped = min(skip, len(block))
+            block, skip = block[dropped:], skip - dropped
+            if not len(block):
+                continue
         if limit is not None:
             block = block[: limit - read]
         read += len(block)

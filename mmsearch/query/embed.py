@@ -45,6 +45,12 @@ def embed_part(encoder: Encoder, part: QueryPart) -> np.ndarray:
         return encoder.encode_text([str(part.value)])[0]
     if part.kind == "image":
         return encoder.encode_images([encoder.preprocess_image(load_query_image(part.value))])[0]
+    if part.kind == "composed":
+        encode_composed = getattr(encoder, "encode_composed", None)
+        if encode_composed is None:
+            raise BadQuery(f"{encoder.name} cannot embed an image together with an instruction")
+        image, text = part.value
+        return encode_composed([load_query_image(image)], [str(text)])[0]
     encode_audio = getattr(encoder, "encode_audio_query", None)
     if encode_audio is None:
         raise BadQuery(f"{encoder.name} cannot embed audio")

@@ -10,8 +10,8 @@ from typing import Any, Literal
 from mmsearch.errors import BadQuery, EmptyQuery
 from mmsearch.query.fusion import Method, Norm
 
-PartKind = Literal["text", "image", "audio"]
-KINDS: tuple[str, ...] = ("text", "image", "audio")
+PartKind = Literal["text", "image", "audio", "composed"]
+KINDS: tuple[str, ...] = ("text", "image", "audio", "composed")  # composed: (image, instruction) for BGE-VL
 MAX_PARTS = 16
 _WEIGHTED = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*:(.*)$", re.S)
 
@@ -19,7 +19,7 @@ _WEIGHTED = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*:(.*)$", re.S)
 @dataclass
 class QueryPart:
     kind: PartKind
-    value: Any  # text; a path or PIL image; a path or (samples, rate) for audio
+    value: Any  # text; a path or PIL image; a path or (samples, rate) for audio; (image, text) when composed
     weight: float = 1.0
     label: str = ""
 
@@ -30,6 +30,11 @@ class QueryPart:
             raise BadQuery(f"{self.describe()} has weight 0, which would do nothing; drop it or give it a weight")
         if self.kind == "text" and not str(self.value or "").strip():
             raise EmptyQuery("the query is empty: type some words to search for")
+        if self.kind == "composed":
+            _check_composed(self.value)
+            if not self.label:
+                image, text = self.value
+                self.label = f"composed:{_shown(image)}+{text}"
         if not self.label:
             shown = self.value if self.kind == "text" else Path(str(self.value)).name if isinstance(self.value, (str, Path)) else "upload"
             self.label = f"{self.kind}:{shown}"
@@ -93,3 +98,25 @@ class QueryOptions:
         unknown = [t for t in self.targets if t not in ("image", "audio")]
         if unknown or not self.targets:
             raise BadQuery(f"search targets must be image and/or audio, got {', '.join(self.targets) or 'none'}")
+
+
+def _shown(value: Any) -> str:
+    return Path(str(value)).name if isinstance(value, (str, Path)) else "upload"
+
+
+def _check_composed(value: Any) -> None:
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise BadQuery("a composed part is (image, text): a reference image and what to change about it")
+    if not str(value[1] or "").strip():
+        raise EmptyQuery("a composed query needs an instruction, e.g. 'the same dress but in red'")
+
+
+def composed_from_cli(raw: str) -> QueryPart:
+    """'[WEIGHT:]PATH::INSTRUCTION' -> a composed part (BGE-VL: this image, changed as the text says)."""
+    weight, value = parse_weighted(raw)
+    path, sep, text = value.partition("::")
+    if not sep:
+        raise BadQuery(f"write a composed part as IMAGE::INSTRUCTION (e.g. dress.jpg::but in red), got {raw!r}")
+    if not Path(path).expanduser().is_file():
+        raise BadQuery(f"composed query image {path!r} does not exist")
+    return QueryPart("composed", (str(Path(path).expanduser()), text.strip()), weight)

@@ -72,6 +72,9 @@ class ExistingRow:
 class SpaceTable:
     """Rows of one modality and one space. Never accepts vectors of another space."""
 
+    # The columns searches return; a subclass with more columns (a product catalog) widens it.
+    meta_columns: list[str] = META_COLUMNS
+
     def __init__(self, table: Any, modality: str, space: EmbeddingSpace) -> None:
         found = space_of(table.schema)
         if found != (modality, space):
@@ -150,7 +153,7 @@ class SpaceTable:
         return found
 
     def rows_for_paths(self, paths: Iterable[str], with_vector: bool = False) -> dict[str, dict]:
-        cols = META_COLUMNS + (["vector"] if with_vector else [])
+        cols = self.meta_columns + (["vector"] if with_vector else [])
         out: dict[str, dict] = {}
         for where in in_clauses("path", paths):
             for batch in self._scan(cols, where):
@@ -181,7 +184,7 @@ class SpaceTable:
         return n
 
     def iter_vectors(self, batch_rows: int = 65536) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
-        for batch in self._scan(META_COLUMNS + ["vector"]):
+        for batch in self._scan(self.meta_columns + ["vector"]):
             yield batch, _vectors(batch.column(batch.schema.get_field_index("vector")))
 
     def has_ann_index(self) -> bool:
@@ -224,14 +227,14 @@ class SpaceTable:
             q = q.refine_factor(refine) if refine else q
         if where:
             q = q.where(where, prefilter=True)  # post-filtering returned 1 of 10 rows in a test here
-        return q.select([*META_COLUMNS, "_distance"]).limit(k).to_arrow()  # named: lance warns otherwise
+        return q.select([*self.meta_columns, "_distance"]).limit(k).to_arrow()  # named: lance warns otherwise
 
     def keyword_search(self, text: str, k: int, where: str | None = None) -> pa.Table:
         """BM25 over the `text` column (file and folder names, captions): exact terms and SKUs."""
         q = self.table.search(text, query_type="fts", fts_columns="text")
         if where:
             q = q.where(where, prefilter=True)
-        return q.select([*META_COLUMNS, "_score"]).limit(k).to_arrow()
+        return q.select([*self.meta_columns, "_score"]).limit(k).to_arrow()
 
     def has_keyword_index(self) -> bool:
         return "text" in self._indexed_columns()

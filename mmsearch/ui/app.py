@@ -19,7 +19,9 @@ from mmsearch.ui.api import register_api
 from mmsearch.ui.compose import ComposeActions, compose_tab
 from mmsearch.ui.evaluate import evaluate_tab
 from mmsearch.ui.present import EMPTY_LIBRARY, caption, detail_markdown, plain, status_markdown
+from mmsearch.ui.sounds import SoundActions, sounds_tab
 from mmsearch.ui.thumbs import thumbs_dir
+from mmsearch.ui.workflow_tabs import workflow_tabs
 
 TITLE = "mmsearch"
 MAX_K = 100
@@ -48,11 +50,15 @@ def build_demo(settings: Settings, service: MMSearch | None = None, *, sample_di
         with gr.Tabs():
             with gr.Tab("Search", id="search"):
                 s = _search_tab(actions, default_k)
+            with gr.Tab("Sounds", id="sounds"):
+                sounds_tab(SoundActions(service, actions.renditions, lambda paths: _expose(demo, paths)),
+                           default_k, PRIVATE)
             with gr.Tab("Combine", id="combine"):
                 compose_tab(ComposeActions(service, actions.renditions, lambda paths: _expose(demo, paths)),
                             default_k, PRIVATE)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate_tab(service, PRIVATE)
+            workflow_tabs(service, actions.renditions, lambda paths: _expose(demo, paths), default_k, PRIVATE)
             with gr.Tab("Index", id="index"):
                 folder, index_btn, summary, skipped = _index_tab()
             with gr.Tab("Library", id="library"):
@@ -133,7 +139,8 @@ def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
 
 
 def _index_tab() -> tuple:
-    gr.Markdown("Add a folder of photos to the library. Indexing again only embeds new or changed files.",
+    gr.Markdown("Add a folder of photos and sounds to the library. Indexing again only embeds new or changed "
+                "files.",
                 elem_classes="mms-note")
     with gr.Row(equal_height=True):
         folder = gr.Textbox(placeholder="/home/me/Pictures", show_label=False, scale=5, container=False,
@@ -159,7 +166,7 @@ def _progress_reporter(progress: gr.Progress):
         if p.message:
             desc[0] = p.message
         if p.total:
-            progress((p.done, p.total), desc=desc[0], unit="images")
+            progress((p.done, p.total), desc=desc[0], unit="files")
 
     return report
 

@@ -44,7 +44,8 @@ def status_markdown(status: dict | None) -> str:
     if not status["tables"]:
         lines.append("No images indexed yet.")
     for t in status["tables"]:
-        lines.append(f"- **{t['rows']:,}** {t['modality']}s · {t['encoder']} `{t['model']}` "
+        noun = "sounds" if t["modality"] == "audio" else f"{t['modality']}s"
+        lines.append(f"- **{t['rows']:,}** {noun} · {t['encoder']} `{t['model']}` "
                      f"({_escape(t['weights'])}, {t['dim']}-d)")
     return "\n".join(lines)
 

@@ -1,0 +1,159 @@
+"""`mmsearch mood` (mood search across images and sounds) and `mmsearch board` (mood boards)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mmsearch.cli import _emit, _friendly, _service
+from mmsearch.cli_workflows import emit_records, hand_off
+
+
+def _moods(raw: tuple[str, ...]) -> list[tuple[str, float]]:
+    from mmsearch.query.parts import parse_weighted
+
+    return [(m, w) for w, m in (parse_weighted(r) for r in raw)]
+
+
+def _options(k: int, target: str):
+    from mmsearch.query.parts import QueryOptions
+
+    return QueryOptions(k=k, targets={"images": ("image",), "audio": ("audio",)}.get(target, ("image", "audio")))
+
+
+@click.command()
+@click.argument("moods", nargs=-1)
+@click.option("--like", "likes", multiple=True, help="An example file (image or sound), optionally WEIGHT:PATH.")
+@click.option("--target", type=click.Choice(["images", "audio", "all"]), default="all", show_default=True)
+@click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=12, show_default=True)
+@click.option("--list", "list_moods", is_flag=True, help="The mood vocabulary and each mood's prompts.")
+@click.option("--pin", help="Pin the results to this board.")
+@click.option("--plain", is_flag=True)
+@click.option("--export", "export_to", type=click.Path(path_type=Path), help="Also write a .csv or .jsonl file.")
+@click.option("--copy-to", type=click.Path(path_type=Path), help="Also copy the result files into this folder.")
+@click.pass_context
+@_friendly
+def mood(ctx: click.Context, moods: tuple[str, ...], likes: tuple[str, ...], target: str, k: int,
+         list_moods: bool, pin: str | None, plain: bool, export_to: Path | None, copy_to: Path | None) -> None:
+    """Search images and sounds by mood ("melancholic", "2:calm morning"), optionally with examples.
+
+    \b
+    mmsearch mood tense
+    mmsearch mood calm --like a.jpg --like b.jpg --like c.wav     # more like these, but calmer
+    """
+    from mmsearch.query.parts import part_from_cli
+    from mmsearch.workflows.boards import Boards, modality_of
+    from mmsearch.workflows.mood import MOODS, MoodSearch
+
+    if list_moods:
+        for m in MOODS.values():
+            click.echo(json.dumps({"mood": m.name, "image_prompts": m.image, "sound_prompts": m.sound}))
+        return
+    if not moods and not likes:
+        raise click.UsageError("name at least one mood (see --list) or give --like examples")
+    svc = _service(ctx)
+    examples = []
+    for raw in likes:
+        part = part_from_cli("image", raw)
+        examples.append(part_from_cli("audio", raw) if modality_of(part.value) == "audio" else part)
+    search = MoodSearch.for_service(svc, with_bridge=bool(examples) and target != "images")
+    answer = search.run(_moods(moods), examples, _options(k, target))
+    _emit([(h.result, h) for h in answer.hits], plain, False, plain)
+    hand_off(answer.hits, export_to, copy_to)
+    if pin:
+        n = Boards(svc.library()).pin(pin, [h.result.path for h in answer.hits])
+        click.echo(f"pinned {n} to board {pin}", err=True)
+
+
+@click.group()
+def board() -> None:
+    """Mood boards: pin files, list boards, more like a board, export a board."""
+
+
+@board.command("pin")
+@click.argument("name")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--note")
+@click.pass_context
+@_friendly
+def board_pin(ctx: click.Context, name: str, paths: tuple[str, ...], note: str | None) -> None:
+    from mmsearch.workflows.boards import Boards
+
+    n = Boards(_service(ctx).library(create=True)).pin(name, [str(Path(p).resolve()) for p in paths], note)
+    click.echo(f"pinned {n} to board {name}", err=True)
+
+
+@board.command("unpin")
+@click.argument("name")
+@click.argument("paths", nargs=-1, required=True)
+@click.pass_context
+@_friendly
+def board_unpin(ctx: click.Context, name: str, paths: tuple[str, ...]) -> None:
+    from mmsearch.workflows.boards import Boards
+
+    Boards(_service(ctx).library()).unpin(name, [str(Path(p).resolve()) for p in paths])
+
+
+@board.command("list")
+@click.pass_context
+@_friendly
+def board_list(ctx: click.Context) -> None:
+    from mmsearch.workflows.boards import Boards
+
+    for name, n in Boards(_service(ctx).library()).names().items():
+        click.echo(json.dumps({"board": name, "items": n}))
+
+
+@board.command("show")
+@click.argument("name")
+@click.option("--plain", is_flag=True)
+@click.pass_context
+@_friendly
+def board_show(ctx: click.Context, name: str, plain: bool) -> None:
+    from mmsearch.workflows.boards import Boards
+
+    emit_records([p.record() for p in Boards(_service(ctx).library()).items(name)], plain, ["modality", "path"])
+
+
+@board.command("like")
+@click.argument("name")
+@click.option("--mood", "moods", multiple=True, help="Nudge by a mood too, e.g. calm or 0.5:tense.")
+@click.option("--target", type=click.Choice(["images", "audio", "all"]), default="all", show_default=True)
+@click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=12, show_default=True)
+@click.option("--plain", is_flag=True)
+@click.option("--export", "export_to", type=click.Path(path_type=Path))
+@click.pass_context
+@_friendly
+def board_like(ctx: click.Context, name: str, moods: tuple[str, ...], target: str, k: int, plain: bool,
+               export_to: Path | None) -> None:
+    """More like board NAME: its items fused as one multi-part query (the items themselves left out)."""
+    from mmsearch.workflows.boards import Boards, more_like_board
+    from mmsearch.workflows.mood import MoodSearch
+
+    svc = _service(ctx)
+    search = MoodSearch.for_service(svc, with_bridge=target != "images")
+    answer = more_like_board(search, Boards(svc.library()), name, _moods(moods), _options(k, target))
+    _emit([(h.result, h) for h in answer.hits], plain, False, plain)
+    hand_off(answer.hits, export_to, None)
+
+
+@board.command("export")
+@click.argument("name")
+@click.option("--to", "folder", type=click.Path(path_type=Path), help="Copy the files into this folder.")
+@click.option("--sheet", type=click.Path(path_type=Path), help="Write a contact sheet PNG here.")
+@click.option("--columns", type=click.IntRange(1, 20), default=5, show_default=True)
+@click.pass_context
+@_friendly
+def board_export(ctx: click.Context, name: str, folder: Path | None, sheet: Path | None, columns: int) -> None:
+    """Hand a board off: its files copied to a folder, and/or a contact sheet PNG."""
+    from mmsearch.workflows.boards import Boards, contact_sheet, export_folder
+
+    if not folder and not sheet:
+        raise click.UsageError("say --to FOLDER and/or --sheet FILE.png")
+    pins = Boards(_service(ctx).library()).items(name)
+    if folder:
+        click.echo(f"copied {len(export_folder(pins, folder))} files to {folder}", err=True)
+    if sheet:
+        click.echo(f"contact sheet: {contact_sheet(pins, sheet, columns, title=name)}", err=True)

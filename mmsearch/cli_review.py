@@ -1,0 +1,243 @@
+"""`mmsearch moderate`: watch-lists, scans into the review queue, decisions, audit export, calibration,
+near-duplicate clusters and copies of a known-bad image."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mmsearch.cli import _friendly, _service
+from mmsearch.cli_workflows import emit_records, hand_off
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+def scan_library(svc: Any) -> str:
+    """Scan with the library's watch-list into the queue; the summary line."""
+    from mmsearch.workflows.moderation import Scanner, WatchList, watchlist_path
+    from mmsearch.workflows.review import ReviewQueue
+
+    library = svc.library()
+    watch = WatchList.load(watchlist_path(library))
+    flags = Scanner(library, svc.encoders()).scan(watch)
+    added = ReviewQueue(library).add(flags)
+    return (f"scanned for {len(watch.concepts)} concept{'s' if len(watch.concepts) != 1 else ''}: "
+            f"{len(flags)} flagged, {added.new} new in the review queue, {added.refreshed} already there")
+
+
+def scan_if_watching(svc: Any) -> str | None:
+    """After indexing: newly indexed files meet the watch-list too (nothing happens without one)."""
+    from mmsearch.workflows.moderation import WatchList, watchlist_path
+
+    if not WatchList.load(watchlist_path(svc.library())).concepts:
+        return None
+    return scan_library(svc)
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+@_friendly
+def moderate(ctx: click.Context) -> None:
+    """Moderation: without a subcommand, scan the library with the watch-list into the review queue."""
+    if ctx.invoked_subcommand is None:
+        click.echo(scan_library(_service(ctx)), err=True)
+
+
+@moderate.group("watch")
+def watch() -> None:
+    """The watch-list: concepts as text prompts and/or example files, each with a threshold."""
+
+
+@watch.command("add")
+@click.argument("name")
+@click.option("--text", "texts", multiple=True, help="A prompt, e.g. 'a photo of a knife'. Repeatable.")
+@click.option("--example", "examples", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="An example image or sound. Repeatable.")
+@click.option("--threshold", type=click.FloatRange(-1, 1), default=None, help="Cosine for the prompts (0.25).")
+@click.option("--example-threshold", type=click.FloatRange(-1, 1), default=None,
+              help="Cosine for the examples (0.85).")
+@click.pass_context
+@_friendly
+def watch_add(ctx: click.Context, name: str, texts: tuple[str, ...], examples: tuple[str, ...],
+              threshold: float | None, example_threshold: float | None) -> None:
+    """Add or replace concept NAME."""
+    from mmsearch.workflows.moderation import Concept, WatchList, watchlist_path
+
+    path = watchlist_path(_service(ctx).library(create=True))
+    wl = WatchList.load(path)
+    concept = Concept(name, list(texts), [str(Path(e).resolve()) for e in examples])
+    if threshold is not None:
+        concept.threshold = threshold
+    if example_threshold is not None:
+        concept.example_threshold = example_threshold
+    wl.put(concept)
+    wl.save(path)
+    click.echo(f"watching for {name}; {len(wl.concepts)} concept(s) in {path}", err=True)
+
+
+@watch.command("list")
+@click.pass_context
+@_friendly
+def watch_list(ctx: click.Context) -> None:
+    from dataclasses import asdict
+
+    from mmsearch.workflows.moderation import WatchList, watchlist_path
+
+    for c in WatchList.load(watchlist_path(_service(ctx).library())).concepts:
+        click.echo(json.dumps(asdict(c)))
+
+
+@watch.command("remove")
+@click.argument("name")
+@click.pass_context
+@_friendly
+def watch_remove(ctx: click.Context, name: str) -> None:
+    from mmsearch.workflows.moderation import WatchList, watchlist_path
+
+    path = watchlist_path(_service(ctx).library())
+    wl = WatchList.load(path)
+    wl.remove(name)
+    wl.save(path)
+
+
+@moderate.command("queue")
+@click.option("--status", type=click.Choice(["pending", "approved", "rejected", "escalated"]))
+@click.option("--concept")
+@click.option("--plain", is_flag=True)
+@click.pass_context
+@_friendly
+def queue(ctx: click.Context, status: str | None, concept: str | None, plain: bool) -> None:
+    """The review queue, pending first, highest score first."""
+    from mmsearch.workflows.review import ReviewQueue
+
+    items = ReviewQueue(_service(ctx).library()).items(status, concept)
+    emit_records([i.record() for i in items], plain, ["id", "status", "concept", "score", "path"])
+
+
+@moderate.command("decide")
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--approve", "decision", flag_value="approve", help="The item is fine.")
+@click.option("--reject", "decision", flag_value="reject", help="The item breaks the rules.")
+@click.option("--escalate", "decision", flag_value="escalate", help="Someone more senior decides.")
+@click.option("--by", "who", default=_who, show_default="your user name", help="Who decides (stored).")
+@click.option("--note", default="")
+@click.pass_context
+@_friendly
+def decide(ctx: click.Context, ids: tuple[str, ...], decision: str | None, who: str, note: str) -> None:
+    """Decide on queued items by id."""
+    from mmsearch.workflows.review import ReviewQueue
+
+    if not decision:
+        raise click.UsageError("say --approve, --reject or --escalate")
+    for item in ReviewQueue(_service(ctx).library()).decide(list(ids), decision, who, note):
+        click.echo(json.dumps(item.record()))
+
+
+@moderate.command("export")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--log", "log", is_flag=True, help="The decision log (audit trail) instead of the queue.")
+@click.pass_context
+@_friendly
+def export_queue(ctx: click.Context, out: Path, log: bool) -> None:
+    """Write the queue (or the decision log) to OUT, a .csv or .jsonl file, for audit."""
+    from mmsearch.workflows.export import export
+    from mmsearch.workflows.review import ReviewQueue
+
+    q = ReviewQueue(_service(ctx).library())
+    rows = q.history() if log else [i.record() for i in q.items()]
+    click.echo(f"wrote {len(rows)} rows to {export(rows, out)}", err=True)
+
+
+@moderate.command("calibrate")
+@click.argument("concept")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="path,label rows (1/0, yes/no, reject/approve). Default: the queue's decisions.")
+@click.option("--kind", type=click.Choice(["text", "examples"]), help="Which threshold (default: text if any).")
+@click.option("--min-precision", type=click.FloatRange(0, 1), help="Best recall at this precision, not best F1.")
+@click.option("--apply", is_flag=True, help="Save the suggested threshold in the watch-list.")
+@click.pass_context
+@_friendly
+def calibrate_cmd(ctx: click.Context, concept: str, labels: Path | None, kind: str | None,
+                  min_precision: float | None, apply: bool) -> None:
+    """Precision/recall of CONCEPT at each threshold on labelled examples, and the threshold to use."""
+    from mmsearch.workflows.moderation import Scanner, WatchList, calibrate, read_labels, watchlist_path
+    from mmsearch.workflows.review import ReviewQueue
+
+    svc = _service(ctx)
+    library = svc.library()
+    path = watchlist_path(library)
+    wl = WatchList.load(path)
+    c = wl.get(concept)
+    labelled = read_labels(labels) if labels else ReviewQueue(library).labels(concept)
+    cal = calibrate(Scanner(library, svc.encoders()), c, labelled, kind, min_precision)
+    click.echo(f"{'threshold':>9}  {'precision':>9}  {'recall':>6}  {'f1':>6}  tp fp fn")
+    for p in cal.points:
+        mark = "  <- suggested" if p is cal.best else ""
+        click.echo(f"{p.threshold:9.4f}  {p.precision:9.3f}  {p.recall:6.3f}  {p.f1:6.3f}  {p.tp} {p.fp} {p.fn}{mark}")
+    if apply:
+        if cal.kind == "text":
+            c.threshold = cal.best.threshold
+        else:
+            c.example_threshold = cal.best.threshold
+        wl.put(c)
+        wl.save(path)
+        click.echo(f"saved {cal.kind} threshold {cal.best.threshold:.4f} for {concept}", err=True)
+
+
+@moderate.command("dupes")
+@click.option("--cut", type=click.IntRange(0, 64), default=10, show_default=True,
+              help="Most differing bits (of 64) for two images to count as copies.")
+@click.option("--plain", is_flag=True)
+@click.pass_context
+@_friendly
+def dupes(ctx: click.Context, cut: int, plain: bool) -> None:
+    """Clusters of near-identical images (re-encodes, resizes, crops, colour edits), by perceptual hash."""
+    from mmsearch.workflows.dupes import clusters, hash_index
+
+    index = hash_index(_service(ctx))
+    groups = clusters(index, cut)
+    click.echo(f"{len(index.paths)} images ({index.hashed} hashed now, {index.seconds:.1f}s): "
+               f"{len(groups)} cluster(s) at cut {cut}", err=True)
+    for n, group in enumerate(groups, 1):
+        if plain:
+            click.echo(f"cluster {n}: " + ", ".join(f"{p} ({d})" for p, d in group))
+        else:
+            click.echo(json.dumps({"cluster": n, "members": [{"path": p, "distance": d} for p, d in group]}))
+
+
+@moderate.command("copies")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@click.option("--cut", type=click.IntRange(0, 64), default=10, show_default=True, help="Most differing bits.")
+@click.option("--similarity", type=click.FloatRange(-1, 1), default=None,
+              help="Also embedding matches at or above this cosine (crops and heavier edits).")
+@click.option("--queue", "to_queue", is_flag=True, help="Put the copies in the review queue.")
+@click.option("--plain", is_flag=True)
+@click.option("--export", "export_to", type=click.Path(path_type=Path))
+@click.pass_context
+@_friendly
+def copies(ctx: click.Context, image: str, cut: int, similarity: float | None, to_queue: bool, plain: bool,
+           export_to: Path | None) -> None:
+    """All copies of a known-bad IMAGE in the library."""
+    from mmsearch.workflows.dupes import find_copies, hash_index
+
+    svc = _service(ctx)
+    found = find_copies(svc, hash_index(svc), image, cut, similarity)
+    emit_records([c.record() for c in found], plain, ["method", "distance", "similarity", "path"])
+    hand_off(found, export_to, None)
+    if to_queue:
+        from mmsearch.workflows.review import ReviewQueue
+
+        added = ReviewQueue(svc.library()).add([c.flag(Path(image).name, cut) for c in found], source="copies")
+        click.echo(f"{added.new} new in the review queue", err=True)
+    if not found:
+        sys.exit(1)

@@ -1,0 +1,224 @@
+"""The Review tab: scan with the watch-list, go through the queue (approve / reject / escalate, stored with
+who and when), export the queue or the decision log for audit, calibrate a concept's threshold on the
+decisions made so far, and find copies of a known-bad image or clusters of near-duplicates.
+
+ReviewActions holds the logic without Gradio; review_tab lays out the tab.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+import pandas as pd
+
+from mmsearch.service import MMSearch
+from mmsearch.ui.present import friendly
+from mmsearch.ui.thumbs import Renditions
+from mmsearch.workflows.dupes import clusters, copies_of, hash_index, load_image
+from mmsearch.workflows.export import export
+from mmsearch.workflows.moderation import Scanner, WatchList, calibrate, watchlist_path
+from mmsearch.workflows.review import QueueItem, ReviewQueue
+
+QUEUE_HEADERS = ["id", "status", "concept", "score", "matched", "file", "decided by", "decided at", "note"]
+CURVE_HEADERS = ["threshold", "precision", "recall", "f1", "tp", "fp", "fn"]
+
+
+@dataclass
+class Reviewed:
+    items: list[QueueItem] = field(default_factory=list)
+    thumbs: list[str | None] = field(default_factory=list)
+    message: str = ""
+    ok: bool = True
+
+    def table(self) -> list[list[Any]]:
+        return [[i.id, i.status, i.concept, round(i.score, 4), i.matched, i.path, i.decided_by or "",
+                 i.decided_at.strftime("%Y-%m-%d %H:%M") if i.decided_at else "", i.note or ""] for i in self.items]
+
+    def gallery(self) -> list[tuple[str, str]]:
+        return [(t, f"{i.id} · {i.concept} · {i.status}") for i, t in zip(self.items, self.thumbs) if t]
+
+
+class ReviewActions:
+    def __init__(self, service: MMSearch, renditions: Renditions, expose: Callable[[list[str]], None]) -> None:
+        self.service = service
+        self.renditions = renditions
+        self._expose = expose
+
+    def _queue(self) -> ReviewQueue:
+        return ReviewQueue(self.service.library())
+
+    def scan(self) -> str:
+        try:
+            library = self.service.library()
+            watch = WatchList.load(watchlist_path(library))
+            flags = Scanner(library, self.service.encoders()).scan(watch)
+            added = ReviewQueue(library).add(flags)
+        except Exception as exc:  # noqa: BLE001 - the edge
+            return f"⚠️ {friendly(exc)}"
+        return f"{len(flags)} flagged for {len(watch.concepts)} concept(s): {added.new} new, {added.refreshed} already queued"
+
+    def items(self, status: str) -> Reviewed:
+        try:
+            items = self._queue().items(None if status == "all" else status)
+        except Exception as exc:  # noqa: BLE001
+            return Reviewed(message=friendly(exc), ok=False)
+        self._expose([str(self.renditions.folder)])
+        thumbs = [self.renditions.get(i.path) if i.modality == "image" else None for i in items]
+        pending = sum(i.status == "pending" for i in items)
+        return Reviewed(items, thumbs, f"{len(items)} item(s), {pending} pending")
+
+    def decide(self, ids: str, decision: str, who: str, note: str) -> str:
+        chosen = [i.strip() for i in (ids or "").replace(",", " ").split() if i.strip()]
+        if not chosen:
+            return "⚠️ Pick an item first (click it, or type its id)."
+        try:
+            done = self._queue().decide(chosen, decision, who, note)
+        except Exception as exc:  # noqa: BLE001
+            return f"⚠️ {friendly(exc)}"
+        return f"{len(done)} item(s) {done[0].status} by {done[0].decided_by}"
+
+    def export(self, what: str, fmt: str) -> str | None:
+        q = self._queue()
+        rows = q.history() if what == "decision log" else [i.record() for i in q.items()]
+        folder = Path(tempfile.mkdtemp(prefix="mmsearch-export-"))
+        name = "review-log" if what == "decision log" else "review-queue"
+        return str(export(rows, folder / f"{name}.{fmt}"))
+
+    def concepts(self) -> list[str]:
+        try:
+            return [c.name for c in WatchList.load(watchlist_path(self.service.library())).concepts]
+        except Exception:  # noqa: BLE001 - no library yet
+            return []
+
+    def calibrate(self, concept: str | None) -> tuple[str, pd.DataFrame]:
+        empty = pd.DataFrame(columns=CURVE_HEADERS)
+        if not concept:
+            return "⚠️ Pick a concept.", empty
+        try:
+            library = self.service.library()
+            c = WatchList.load(watchlist_path(library)).get(concept)
+            cal = calibrate(Scanner(library, self.service.encoders()), c, self._queue().labels(concept))
+        except Exception as exc:  # noqa: BLE001
+            return f"⚠️ {friendly(exc)}", empty
+        frame = pd.DataFrame([[p.threshold, p.precision, p.recall, p.f1, p.tp, p.fp, p.fn] for p in cal.points],
+                             columns=CURVE_HEADERS)
+        b = cal.best
+        return (f"On {len(cal.labels)} decided items: threshold **{b.threshold:.4f}** gives precision "
+                f"{b.precision:.2f} and recall {b.recall:.2f} (best F1). Lower thresholds catch more and "
+                f"flag more that is fine."), frame
+
+    def copies(self, image: str | None, cut: int, queue: bool) -> tuple[str, list[tuple[str, str]]]:
+        if not image:
+            return "⚠️ Upload the known-bad image first.", []
+        try:
+            index = hash_index(self.service)
+            found = copies_of(index, load_image(image, self.service.settings.max_image_pixels), int(cut))
+            added = ReviewQueue(self.service.library()).add([c.flag(Path(image).name, int(cut)) for c in found],
+                                                            source="copies") if queue and found else None
+        except Exception as exc:  # noqa: BLE001
+            return f"⚠️ {friendly(exc)}", []
+        self._expose([str(self.renditions.folder)])
+        shown = [(t, f"{c.distance} bits · {Path(c.path).name}") for c in found
+                 if (t := self.renditions.get(c.path)) is not None]
+        note = f"{len(found)} cop{'y' if len(found) == 1 else 'ies'} within {int(cut)} bits"
+        return note + (f"; {added.new} new in the queue" if added else ""), shown
+
+    def dupes(self, cut: int) -> tuple[str, list[list[Any]]]:
+        try:
+            index = hash_index(self.service)
+            groups = clusters(index, int(cut))
+        except Exception as exc:  # noqa: BLE001
+            return f"⚠️ {friendly(exc)}", []
+        rows = [[n, d, p] for n, g in enumerate(groups, 1) for p, d in g]
+        return f"{len(groups)} cluster(s) among {len(index.paths)} images at {int(cut)} bits", rows
+
+
+def review_tab(actions: ReviewActions, private: dict) -> None:
+    gr.Markdown("Flags from the watch-list (`mmsearch moderate watch add …`) wait here. Approve = fine, "
+                "reject = breaks the rules, escalate = someone senior decides. Every decision is kept with "
+                "who and when.", elem_classes="mms-note")
+    with gr.Row(equal_height=True):
+        scan_btn = gr.Button("Scan the library", variant="primary", scale=0, min_width=180, elem_id="mms-r-scan")
+        status = gr.Radio(["pending", "all", "approved", "rejected", "escalated"], value="pending",
+                          label="Show", scale=3, elem_id="mms-r-status")
+        reload_btn = gr.Button("Reload", scale=0, min_width=100)
+    message = gr.Markdown("", elem_id="mms-r-message")
+    gallery = gr.Gallery(show_label=False, columns=6, height="auto", allow_preview=False, object_fit="cover",
+                         elem_id="mms-r-gallery")
+    table = gr.Dataframe(headers=QUEUE_HEADERS, value=[], interactive=False, wrap=True, elem_id="mms-r-table")
+    with gr.Row(equal_height=True):
+        ids = gr.Textbox(label="Item ids", placeholder="click an item, or type ids", scale=2, elem_id="mms-r-ids")
+        who = gr.Textbox(label="Reviewer", scale=1, elem_id="mms-r-who")
+        note = gr.Textbox(label="Note", scale=2, elem_id="mms-r-note")
+    with gr.Row():
+        approve = gr.Button("Approve", elem_id="mms-r-approve")
+        reject = gr.Button("Reject", variant="stop", elem_id="mms-r-reject")
+        escalate = gr.Button("Escalate", elem_id="mms-r-escalate")
+    with gr.Accordion("Audit export", open=False):
+        with gr.Row():
+            what = gr.Radio(["queue", "decision log"], value="queue", label="Export")
+            fmt = gr.Radio(["csv", "jsonl"], value="csv", label="as")
+            export_btn = gr.Button("Export", elem_id="mms-r-export")
+            download = gr.File(label="Download", interactive=False, elem_id="mms-r-download")
+    with gr.Accordion("Calibrate a threshold on the decisions", open=False):
+        with gr.Row():
+            concept = gr.Dropdown(actions.concepts(), label="Concept", elem_id="mms-r-concept")
+            cal_btn = gr.Button("Calibrate", elem_id="mms-r-calibrate")
+        cal_note = gr.Markdown("", elem_id="mms-r-cal-note")
+        curve = gr.LinePlot(x="recall", y="precision", label="Precision / recall", y_lim=[0, 1.05],
+                            elem_id="mms-r-curve")
+        points = gr.Dataframe(headers=CURVE_HEADERS, value=[], interactive=False, elem_id="mms-r-points")
+    with gr.Accordion("Copies and near-duplicates", open=False):
+        with gr.Row():
+            bad = gr.Image(type="filepath", label="Known-bad image", height=160, sources=["upload", "clipboard"],
+                           elem_id="mms-r-bad")
+            with gr.Column():
+                cut = gr.Slider(0, 32, value=10, step=1, label="Cut (differing bits of 64)", elem_id="mms-r-cut")
+                to_queue = gr.Checkbox(value=True, label="Put copies in the review queue")
+                copies_btn = gr.Button("Find copies", elem_id="mms-r-copies")
+                dupes_btn = gr.Button("Find near-duplicate clusters", elem_id="mms-r-dupes")
+        dup_note = gr.Markdown("", elem_id="mms-r-dup-note")
+        dup_gallery = gr.Gallery(show_label=False, columns=6, height="auto", allow_preview=False,
+                                 elem_id="mms-r-dup-gallery")
+        dup_table = gr.Dataframe(headers=["cluster", "bits", "file"], value=[], interactive=False,
+                                 elem_id="mms-r-dup-table")
+    shown = gr.State([])
+
+    def show(filter_: str, note_: str = "") -> tuple:
+        r = actions.items(filter_)
+        text = r.message if r.ok else f"⚠️ {r.message}"
+        return (f"{note_} · {text}" if note_ else text), r.gallery(), r.table(), [i.id for i in r.items]
+
+    def scan(filter_: str) -> tuple:
+        return show(filter_, actions.scan())
+
+    def pick(current: list[str], evt: gr.SelectData) -> str:
+        return current[evt.index] if current and evt.index is not None and evt.index < len(current) else ""
+
+    def decider(decision: str):
+        def run(ids_: str, who_: str, note_: str, filter_: str, request: gr.Request) -> tuple:
+            reviewer = (who_ or "").strip() or (getattr(request, "username", None) or "")
+            return show(filter_, actions.decide(ids_, decision, reviewer, note_)) + ("",)
+        return run
+
+    listing = [message, gallery, table, shown]
+    scan_btn.click(scan, status, listing, **private)
+    reload_btn.click(show, status, listing, **private)
+    gallery.select(pick, shown, ids, **private)
+    for btn, decision in ((approve, "approve"), (reject, "reject"), (escalate, "escalate")):
+        btn.click(decider(decision), [ids, who, note, status], listing + [ids], **private)
+    export_btn.click(actions.export, [what, fmt], download, **private)
+
+    def run_calibration(name: str | None) -> tuple:
+        note_, frame = actions.calibrate(name)
+        return note_, frame, frame
+
+    cal_btn.click(run_calibration, concept, [cal_note, curve, points], **private)
+    copies_btn.click(actions.copies, [bad, cut, to_queue], [dup_note, dup_gallery], **private)
+    dupes_btn.click(actions.dupes, cut, [dup_note, dup_table], **private)
+    # No trigger: on page load and whenever the status filter changes.
+    gr.on(None, lambda f: show(f) + (gr.update(choices=actions.concepts()),), status, listing + [concept], **private)

@@ -1,0 +1,153 @@
+"""Mood boards: named collections of pinned results, stored in LanceDB; "more like this board" as one fused
+multi-part query of the board's items; export by copying the files or as a contact-sheet PNG."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import pyarrow as pa
+from PIL import Image, ImageDraw, ImageFont
+
+from mmsearch.errors import MMSearchError
+from mmsearch.media.audio import supported_extensions as audio_extensions
+from mmsearch.media.images import decode_image
+from mmsearch.ingest.pipelines import read_file
+from mmsearch.query.engine import Answer
+from mmsearch.query.parts import MAX_PARTS, QueryOptions, QueryPart
+from mmsearch.store.library import Library
+from mmsearch.store.sql import quote
+from mmsearch.workflows.export import copy_files
+
+BOARD_TABLE = "boards"
+SCHEMA = pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("board", pa.string()),
+                    pa.field("path", pa.string()), pa.field("modality", pa.string()),
+                    pa.field("added_at", pa.timestamp("us", tz="UTC")), pa.field("note", pa.string())])
+TILE = 220
+CAPTION = 22
+
+
+class BoardError(MMSearchError):
+    pass
+
+
+@dataclass
+class Pin:
+    board: str
+    path: str
+    modality: str
+    added_at: datetime
+    note: str | None
+
+    def record(self) -> dict:
+        return {"board": self.board, "path": self.path, "modality": self.modality,
+                "added_at": self.added_at.isoformat(), "note": self.note}
+
+
+def modality_of(path: str) -> str:
+    return "audio" if Path(path).suffix.lower() in audio_extensions() else "image"
+
+
+class Boards:
+    def __init__(self, library: Library) -> None:
+        self.library = library
+        self.table = library.db.create_table(BOARD_TABLE, schema=SCHEMA, exist_ok=True)
+
+    def pin(self, board: str, paths: Sequence[str], note: str | None = None) -> int:
+        board = board.strip()
+        if not board:
+            raise BoardError("name the board, e.g. 'autumn campaign'")
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            raise BoardError(f"cannot pin {missing[0]}: no such file")
+        now = datetime.now(timezone.utc)
+        rows = [{"id": f"{board}\x1f{p}", "board": board, "path": p, "modality": modality_of(p), "added_at": now,
+                 "note": note} for p in dict.fromkeys(paths)]
+        if rows:
+            (self.table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
+             .execute(pa.Table.from_pylist(rows, schema=SCHEMA)))
+        return len(rows)
+
+    def unpin(self, board: str, paths: Sequence[str]) -> None:
+        for p in paths:
+            self.table.delete(f"id = {quote(board + chr(31) + p)}")
+
+    def names(self) -> dict[str, int]:
+        rows = self.table.search().select(["board"]).limit(None).to_arrow().column("board").to_pylist()
+        return {b: rows.count(b) for b in sorted(set(rows))}
+
+    def items(self, board: str) -> list[Pin]:
+        rows = self.table.search().where(f"board = {quote(board)}").limit(None).to_arrow().to_pylist()
+        if not rows:
+            raise BoardError(f"no board named {board!r} (boards: {', '.join(self.names()) or 'none yet'})")
+        rows.sort(key=lambda r: (r["added_at"], r["path"]))
+        return [Pin(r["board"], r["path"], r["modality"], r["added_at"], r["note"]) for r in rows]
+
+    def delete(self, board: str) -> None:
+        self.table.delete(f"board = {quote(board)}")
+
+
+def board_parts(pins: Sequence[Pin], limit: int = MAX_PARTS) -> list[QueryPart]:
+    """The board as a query: one part per item (the most recent `limit` of them)."""
+    return [QueryPart("audio" if p.modality == "audio" else "image", p.path, 1.0) for p in list(pins)[-limit:]]
+
+
+def more_like_board(search: "object", boards: Boards, board: str, moods: Sequence[tuple[str, float]] = (),
+                    options: QueryOptions | None = None) -> Answer:
+    """Items that fit the board as a whole (its items fused), optionally nudged by moods; the board's own
+    items are left out."""
+    pins = boards.items(board)
+    options = options or QueryOptions()
+    k = options.k
+    options.k = min(1000, k + len(pins))
+    answer = search.run(moods, board_parts(pins), options)  # type: ignore[attr-defined]
+    on_board = {p.path for p in pins}
+    answer.hits = [h for h in answer.hits if h.result.path not in on_board][:k]
+    return answer
+
+
+def export_folder(pins: Sequence[Pin], folder: str | Path) -> list[Path]:
+    return copy_files([p.path for p in pins], folder)
+
+
+def contact_sheet(pins: Sequence[Pin], out: str | Path, columns: int = 5, title: str | None = None) -> Path:
+    """A PNG grid: each image as a thumbnail, each sound as a labelled tile, file names beneath."""
+    if not pins:
+        raise BoardError("the board is empty: nothing to put on a contact sheet")
+    cols = max(1, min(columns, len(pins)))
+    rows = math.ceil(len(pins) / cols)
+    head = 36 if title else 0
+    sheet = Image.new("RGB", (cols * TILE, head + rows * (TILE + CAPTION)), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    if title:
+        draw.text((8, 10), title, fill="black", font=font)
+    for n, pin in enumerate(pins):
+        x, y = (n % cols) * TILE, head + (n // cols) * (TILE + CAPTION)
+        tile = _tile(pin)
+        sheet.paste(tile, (x + (TILE - tile.width) // 2, y + (TILE - tile.height) // 2))
+        name = Path(pin.path).name
+        draw.text((x + 6, y + TILE + 4), name if len(name) <= 34 else name[:31] + "…", fill="black", font=font)
+    out = Path(out).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, format="PNG")
+    return out
+
+
+def _tile(pin: Pin) -> Image.Image:
+    edge = TILE - 12
+    if pin.modality == "image":
+        try:
+            img = decode_image(read_file(pin.path), pin.path, 178_956_970, draft_size=edge).image
+            img.thumbnail((edge, edge))
+            return img
+        except MMSearchError:
+            pass
+    tile = Image.new("RGB", (edge, edge), (235, 235, 240))
+    ImageDraw.Draw(tile).text((12, edge // 2 - 6), "sound" if pin.modality == "audio" else "unreadable",
+                              fill=(80, 80, 90), font=ImageFont.load_default())
+    return tile
