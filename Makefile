@@ -44,7 +44,8 @@ test: install-test browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 bench: install-test
-	$(PY) bench/bench_core.py --model tiny
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
