@@ -13,6 +13,7 @@ import time
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from PIL import Image
@@ -142,3 +143,61 @@ def test_hostile_folder_is_indexed_around_its_traps(settings, tmp_path):
     assert not {"pipe.jpg", "endless.jpg", "dangling.jpg", "loop"} & reasons.keys()  # never treated as files
     hits = MMSearch(settings).search_text("anything", k=10)
     assert {Path(h.path).name for h in hits} == {"good.jpg", "line\nbreak.png"}
+
+
+def _audio_seed(fmt: str) -> bytes:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    t = np.linspace(0, 0.5, 8000, dtype=np.float32)
+    sf.write(buf, np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 660 * t)], axis=1), 16000, format=fmt)
+    return buf.getvalue()
+
+
+AUDIO_SEEDS = {fmt: _audio_seed(fmt) for fmt in ["WAV", "FLAC", "OGG"]}
+
+
+@st.composite
+def mutated_audio(draw, fmt: str) -> bytes:
+    data = bytearray(AUDIO_SEEDS[fmt])
+    for _ in range(draw(st.integers(1, 6))):
+        pos = draw(st.integers(0, max(0, len(data) - 1)))
+        op = draw(st.sampled_from(["flip", "truncate", "insert", "header"]))
+        if op == "flip" and data:
+            data[pos] ^= draw(st.integers(1, 255))
+        elif op == "truncate":
+            data = data[:pos]
+        elif op == "insert":
+            data[pos:pos] = draw(st.binary(min_size=1, max_size=64))
+        elif len(data) > 48:
+            i = draw(st.integers(0, 43))
+            data[i:i + 4] = draw(st.binary(min_size=4, max_size=4))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("fmt", sorted(AUDIO_SEEDS))
+def test_fuzzed_audio_decodes_or_skips_with_a_reason(fmt, tmp_path):
+    from mmsearch.media.audio import stream_windows
+
+    target = tmp_path / f"fuzz.{fmt.lower()}"
+
+    @hsettings(max_examples=max(50, EXAMPLES // 4), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(mutated_audio(fmt))
+    def run(data: bytes) -> None:
+        TRIED["audio"] = TRIED.get("audio", 0) + 1
+        target.write_bytes(data)
+        started = time.perf_counter()
+        try:
+            for w in stream_windows(target, 48_000, 10.0, 7.5, max_s=120):
+                assert w.samples.dtype == np.float32 and np.isfinite(w.samples).all()
+        except BadMedia as bad:
+            assert bad.reason
+        assert time.perf_counter() - started < 10, f"{fmt}: decoding took too long"
+
+    run()
+
+
+def test_report_audio_fuzz_count(capsys):
+    with capsys.disabled():
+        print(f"\n[fuzz] {TRIED.get('audio', 0)} audio inputs decoded or skipped, none crashed")
+    assert TRIED.get("audio", 0) >= 150
