@@ -50,3 +50,7 @@ class LibraryBusy(MMSearchError):
 
 class BridgeMismatch(MMSearchError):
     """A bridge fitted for one pair of models was offered another pair."""
+
+
+class MissingExtra(MMSearchError):
+    """An optional dependency is not installed; the message names the extra to install."""

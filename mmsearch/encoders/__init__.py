@@ -9,5 +9,6 @@ from mmsearch.encoders import clap as _clap  # noqa: F401,E402
 from mmsearch.encoders import text as _text  # noqa: F401,E402
 from mmsearch.encoders import bgevl as _bgevl  # noqa: F401,E402
 from mmsearch.encoders import jina as _jina  # noqa: F401,E402
+from mmsearch.encoders import imagebind as _imagebind  # noqa: F401,E402
 
 __all__ = ["EmbeddingSpace", "Encoder", "Modality", "create_encoder", "encoder_names", "register"]
