@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -14,6 +15,7 @@ from mmsearch.errors import SpaceMismatch
 from mmsearch.store.sql import in_clauses, quote
 
 SPACE_KEY = b"mmsearch.space"
+VERSION_TTL_S = 0.5
 META_COLUMNS = [
     "path", "folder", "name", "hash", "size", "mtime_ns", "format", "width", "height",
     "duration_s", "offset_s", "sample_rate", "channels", "text", "tags",
@@ -87,6 +89,7 @@ class SpaceTable:
         self.modality = modality
         self.space = space
         self._by_version: dict[str, tuple[int, Any]] = {}
+        self._version_read: tuple[float, int] | None = None
 
     @property
     def name(self) -> str:
@@ -94,7 +97,16 @@ class SpaceTable:
 
     @property
     def version(self) -> int:
-        return self.table.version
+        """The table's version, read at most every VERSION_TTL_S: each read is a round trip to LanceDB's
+        event loop, and a query asks several times. Our own writes reset it at once; another process's
+        commits show within the library's 1 s consistency interval anyway."""
+        now = time.monotonic()
+        if self._version_read is None or now - self._version_read[0] > VERSION_TTL_S:
+            self._version_read = (now, self.table.version)
+        return self._version_read[1]
+
+    def _wrote(self) -> None:
+        self._version_read = None
 
     def _per_version(self, key: str, compute: Any) -> Any:
         """Facts that only change with a new version (a commit or an index build) are read once per version."""
@@ -170,6 +182,7 @@ class SpaceTable:
             .when_not_matched_insert_all()
             .execute(rows.cast(self.table.schema))
         )
+        self._wrote()
 
     def upsert_rows(self, rows: list[dict]) -> None:
         """Rows as dicts with a numpy `vector`; missing columns are stored as null."""
@@ -181,6 +194,7 @@ class SpaceTable:
         for where in in_clauses("path", paths):
             n += where.count("', '") + 1
             self.table.delete(where)
+            self._wrote()
         return n
 
     def iter_vectors(self, batch_rows: int = 65536) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
@@ -195,9 +209,11 @@ class SpaceTable:
         self.table.create_index(
             metric="cosine", vector_column_name="vector", index_type="IVF_HNSW_SQ", replace=True
         )
+        self._wrote()
 
     def optimize(self) -> None:
         self.table.optimize()
+        self._wrote()
 
     def maintain(self, ann_threshold: int) -> list[str]:
         """Bring the indexes up to date: keyword index always, ANN index above the threshold."""
@@ -244,6 +260,7 @@ class SpaceTable:
 
         # No stemming or stop words: names, numbers and SKUs must match as typed.
         self.table.create_index("text", config=FTS(stem=False, remove_stop_words=False), replace=True)
+        self._wrote()
 
 
 def _vectors(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
