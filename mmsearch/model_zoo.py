@@ -71,6 +71,9 @@ ZOO: tuple[ZooEntry, ...] = (
              "multilingual captions; query:/passage: prefixes applied", tested="same loader as MiniLM"),
     ZooEntry("clap", "laion/clap-htsat-unfused", None, ("audio", "text"), 512, 153.5, "Apache-2.0", False,
              "sounds (the audio model); params of transformers' default ClapConfig", tested="tiny twin (audio tests)"),
+    ZooEntry("imagebind", "imagebind_huge", None, ("image", "text", "audio"), 1024, 1200.0, "CC-BY-NC 4.0", True,
+             "optional extra mmsearch[imagebind]; one space for images, text and sound; weights copied by hand",
+             tested="untested offline"),
 )
 
 

@@ -37,8 +37,11 @@ def require_imagebind() -> Any:
 class ImageBindEncoder(Encoder):
     modalities = frozenset({"image", "text", "audio"})
 
-    def __init__(self, models_dir: str | Path = "models", device: str = "cpu", **_: Any) -> None:
+    def __init__(self, model: str = "imagebind_huge", models_dir: str | Path = "models", device: str = "cpu",
+                 **_: Any) -> None:
         super().__init__()
+        if model != "imagebind_huge":
+            raise MissingExtra(f"ImageBind comes in one size here, imagebind_huge (got {model!r})")
         self.folder = Path(models_dir) / "imagebind"
         self.device = device
         self._model: Any = None
