@@ -124,7 +124,7 @@ def summary(made: list[str]) -> None:
              "Made by `.venv/bin/python bench/run_all.py`. Every number comes from the JSON next to this file; "
              "each section's own markdown has the machine, load and command. The machine has 2 shared CPU cores: "
              "where other processes used the CPU during a run, its markdown says how much.", ""]
-    for md in ("core_ViT-B-32.md", "core_tiny.md", "fusion.md", "storage.md", "fusion_gain.md", "audio_cpu.md",
+    for md in ("core_ViT-B-32.md", "1m/core_ViT-B-32.md", "core_tiny.md", "fusion.md", "storage.md", "fusion_gain.md", "audio_cpu.md",
                "encoders.md", "workflows.md"):
         if (RESULTS / md).is_file():
             parts.append(f"- [{md}]({md})")
