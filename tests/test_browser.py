@@ -6,15 +6,13 @@ Uses the system Chromium (never `playwright install`, which would download a bro
 from __future__ import annotations
 
 import os
-import socket
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from mmsearch.service import MMSearch
 from mmsearch.settings import Settings
+from tests.test_ui import served  # noqa: F401 - re-exported for the other browser tests
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -25,25 +23,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"needs the system Chromium at {CHROMIUM}"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def served(settings: Settings, service: MMSearch | None = None, **build: object) -> Iterator[str]:
-    from mmsearch.ui.app import build_demo, launch
-
-    demo = build_demo(settings, service, **build)
-    _, url, _ = launch(settings.model_copy(update={"port": free_port()}), demo=demo,
-                       prevent_thread_lock=True, quiet=True)
-    try:
-        yield url
-    finally:
-        demo.close()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from mmsearch.ingest import IndexReport
 from mmsearch.ingest.indexer import Progress
 from mmsearch.search import SearchResult
 from mmsearch.service import MMSearch
-from mmsearch.ui.present import friendly, is_empty
+from mmsearch.ui.present import friendly, is_empty, shown_message
 from mmsearch.ui.thumbs import PREVIEW_EDGE, Renditions, thumbs_dir
 
 log = logging.getLogger(__name__)
@@ -104,10 +104,7 @@ class Actions:
             if thumb is not None:  # outside the roots, moved, deleted or unreadable since indexing
                 shown.hits.append(hit)
                 shown.thumbs.append(thumb)
-        hidden = len(hits) - len(shown.hits)
-        shown.message = f"{len(shown.hits)} result{'s' if len(shown.hits) != 1 else ''} for {what}"
-        if hidden:
-            shown.message += f" ({hidden} hidden: moved or deleted since indexing; index the folder again)"
+        shown.message = shown_message(len(shown.hits), len(hits), what)
         return shown
 
     def preview(self, hit: SearchResult) -> str | None:

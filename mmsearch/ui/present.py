@@ -24,6 +24,14 @@ def caption(hit: SearchResult) -> str:
     return f"{hit.score:.3f} · {hit.name}"
 
 
+def shown_message(shown: int, found: int, what: str) -> str:
+    """What a result list says about itself, including hits hidden since indexing."""
+    msg = f"{shown} result{'s' if shown != 1 else ''} for {what}"
+    if found > shown:
+        msg += f" ({found - shown} hidden: moved or deleted since indexing; index the folder again)"
+    return msg
+
+
 def detail_markdown(hit: SearchResult) -> str:
     dims = f"{hit.width} × {hit.height} px" if hit.width and hit.height else "unknown size"
     return (

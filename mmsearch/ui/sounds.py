@@ -19,7 +19,7 @@ import gradio as gr
 from mmsearch.errors import BadMedia
 from mmsearch.search import SearchResult
 from mmsearch.service import MMSearch
-from mmsearch.ui.present import friendly
+from mmsearch.ui.present import friendly, shown_message
 from mmsearch.ui.thumbs import Renditions
 
 MAX_PLAYERS = 12
@@ -126,10 +126,7 @@ class SoundActions:
             if media is not None:  # moved, deleted or unreadable since indexing: not shown
                 out.hits.append(hit)
                 out.media.append(media)
-        hidden = len(hits) - len(out.hits)
-        out.message = f"{len(out.hits)} result{'s' if len(out.hits) != 1 else ''} for {what}"
-        if hidden:
-            out.message += f" ({hidden} hidden: moved or deleted since indexing; index the folder again)"
+        out.message = shown_message(len(out.hits), len(hits), what)
         return out
 
 
