@@ -19,8 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from mmsearch.encoders.base import EmbeddingSpace, Encoder, l2_normalize
-from mmsearch.encoders.device import pick_device, pick_dtype
+from mmsearch.encoders.base import EmbeddingSpace, l2_normalize
+from mmsearch.encoders.device import HubEncoder
 from mmsearch.encoders.hf_weights import HFFolder, resolve_hf_folder
 from mmsearch.encoders.registry import register
 from mmsearch.errors import BadQuery
@@ -30,7 +30,7 @@ KNOWN_BGE_VL = (DEFAULT_BGE_VL, "BAAI/BGE-VL-large")
 
 
 @register("bge-vl")
-class BGEVLEncoder(Encoder):
+class BGEVLEncoder(HubEncoder):
     modalities = frozenset({"image", "text", "composed"})
 
     def __init__(
@@ -43,13 +43,7 @@ class BGEVLEncoder(Encoder):
         precision: str = "fp32",
         trust_remote_code: bool = False,
     ) -> None:
-        super().__init__()
-        self.model_name = model
-        self.models_dir = Path(models_dir)
-        self.cache_dir = cache_dir
-        self.offline = offline
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device, precision)
+        super().__init__(model, models_dir, cache_dir, offline, device, precision)
         self.trust_remote_code = trust_remote_code
         self._source: HFFolder | None = None
         self._model: Any = None

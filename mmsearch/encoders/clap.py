@@ -7,8 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmsearch.encoders.base import EmbeddingSpace, Encoder, l2_normalize
-from mmsearch.encoders.device import pick_device
+from mmsearch.encoders.base import EmbeddingSpace, l2_normalize
+from mmsearch.encoders.device import HubEncoder
 from mmsearch.encoders.hf_weights import HFFolder, resolve_hf_folder
 from mmsearch.encoders.pooling import embed_query_clip
 from mmsearch.encoders.registry import register
@@ -18,7 +18,7 @@ KNOWN_CLAP = (DEFAULT_CLAP, "laion/larger_clap_general", "laion/larger_clap_musi
 
 
 @register("clap")
-class ClapEncoder(Encoder):
+class ClapEncoder(HubEncoder):
     modalities = frozenset({"audio", "text"})
 
     def __init__(
@@ -31,14 +31,9 @@ class ClapEncoder(Encoder):
         query_overlap: float = 0.25,
         max_query_s: float = 60.0,
     ) -> None:
-        super().__init__()
-        self.model_name = model
+        super().__init__(model, models_dir, cache_dir, offline, device)
         self.query_overlap = query_overlap
         self.max_query_s = max_query_s
-        self.models_dir = Path(models_dir)
-        self.cache_dir = cache_dir
-        self.offline = offline
-        self.device = pick_device(device)
         self._source: HFFolder | None = None
         self._model: Any = None
         self._features: Any = None  # ClapFeatureExtractor: its settings and mel filter banks

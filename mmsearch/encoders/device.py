@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import torch
 
+from mmsearch.encoders.base import Encoder
 from mmsearch.errors import MMSearchError
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
@@ -49,3 +51,18 @@ def pick_dtype(device: torch.device, precision: str) -> torch.dtype:
             f"use --precision fp32 (or auto) on a CPU"
         )
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+class HubEncoder(Encoder):
+    """Set-up shared by encoders loaded by repo id or local folder: where to look for the weights, and
+    where and in which format to run them. Subclasses add what is particular to their model."""
+
+    def __init__(self, model: str, models_dir: str | Path, cache_dir: str | None, offline: bool, device: str,
+                 precision: str = "fp32") -> None:
+        super().__init__()
+        self.model_name = model
+        self.models_dir = Path(models_dir)
+        self.cache_dir = cache_dir
+        self.offline = offline
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device, precision)

@@ -27,8 +27,8 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from mmsearch.encoders.base import EmbeddingSpace, Encoder, l2_normalize
-from mmsearch.encoders.device import pick_device, pick_dtype
+from mmsearch.encoders.base import EmbeddingSpace, l2_normalize
+from mmsearch.encoders.device import HubEncoder
 from mmsearch.encoders.hf_aux import download_repo
 from mmsearch.encoders.hf_weights import WEIGHT_FILES, HFFolder
 from mmsearch.encoders.registry import register
@@ -41,7 +41,7 @@ IMAGE_PROMPT = "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Des
 
 
 @register("jina-v4")
-class JinaV4Encoder(Encoder):
+class JinaV4Encoder(HubEncoder):
     modalities = frozenset({"image", "text"})
 
     def __init__(
@@ -56,13 +56,7 @@ class JinaV4Encoder(Encoder):
         trust_remote_code: bool = False,
         max_pixels: int = 602_112,  # 768 image tokens of 28x28, the model card's default budget
     ) -> None:
-        super().__init__()
-        self.model_name = model
-        self.models_dir = Path(models_dir)
-        self.cache_dir = cache_dir
-        self.offline = offline
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device, precision)
+        super().__init__(model, models_dir, cache_dir, offline, device, precision)
         self.truncate_dim = truncate_dim
         self.trust_remote_code = trust_remote_code
         self.max_pixels = max_pixels

@@ -17,8 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmsearch.encoders.base import EmbeddingSpace, Encoder, l2_normalize
-from mmsearch.encoders.device import pick_device, pick_dtype
+from mmsearch.encoders.base import EmbeddingSpace, l2_normalize
+from mmsearch.encoders.device import HubEncoder
 from mmsearch.encoders.hf_aux import download_repo
 from mmsearch.encoders.registry import register
 from mmsearch.encoders.weights import weights_sha256
@@ -60,7 +60,7 @@ def _short(model: str) -> str:
 
 
 @register("text-embed")
-class TextEmbedder(Encoder):
+class TextEmbedder(HubEncoder):
     modalities = frozenset({"text"})
 
     def __init__(
@@ -75,13 +75,7 @@ class TextEmbedder(Encoder):
         document_prefix: str | None = None,
         max_length: int = 256,
     ) -> None:
-        super().__init__()
-        self.model_name = model
-        self.models_dir = Path(models_dir)
-        self.cache_dir = cache_dir
-        self.offline = offline
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device, precision)
+        super().__init__(model, models_dir, cache_dir, offline, device, precision)
         known = prefixes_for(model)
         self.prefixes = Prefixes(known.query if query_prefix is None else query_prefix,
                                  known.document if document_prefix is None else document_prefix)
