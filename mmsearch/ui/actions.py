@@ -19,6 +19,8 @@ from mmsearch.errors import MMSearchError
 from mmsearch.ingest import IndexReport
 from mmsearch.ingest.indexer import Progress
 from mmsearch.search import SearchResult
+from mmsearch.server.policy import WebPolicy
+from mmsearch.server.schema import api_record
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly, is_empty, shown_message
 from mmsearch.ui.thumbs import PREVIEW_EDGE, Renditions, thumbs_dir
@@ -36,7 +38,7 @@ class Found:
     ok: bool = True
 
     def to_json(self) -> dict:
-        return {"ok": self.ok, "message": self.message, "results": [h.to_dict() for h in self.hits]}
+        return {"ok": self.ok, "message": self.message, "results": [api_record(h.to_dict()) for h in self.hits]}
 
 
 @dataclass
@@ -74,7 +76,7 @@ class Actions:
         self.service = service
         self.sample_dir = Path(sample_dir)
         self.renditions = Renditions(thumbs_dir(service.settings), service.settings.max_image_pixels)
-        self._expose = expose  # lets the web server serve the given folders
+        self._expose = expose  # lets the web server serve the renditions folder (never originals)
 
     # -- searching ------------------------------------------------------------------------------
     def search_text(self, query: str, k: int) -> Found:
@@ -116,20 +118,24 @@ class Actions:
         if not folder:
             return Indexed(None, "Type the path of a folder to index.", ok=False)
         path = os.path.abspath(os.path.expanduser(folder))
-        if not os.path.isdir(path):
-            return Indexed(None, f"{path} is not a folder on this machine.", ok=False)
         try:
+            path = self.policy().check_index(path)  # before looking: the answer must not reveal what exists
+            if not os.path.isdir(path):
+                return Indexed(None, f"{path} is not a folder on this machine.", ok=False)
             report = self.service.index([path], on_progress)
             self.service.maintain_index(background=True)
         except Exception as exc:  # noqa: BLE001
             return Indexed(None, self._message(exc), ok=False)
-        self._expose(self._roots())
         return Indexed(report, report.summary()[:1].upper() + report.summary()[1:])
 
     def index_sample(self, on_progress: ProgressFn | None = None) -> Indexed:
         if not self.sample_dir.is_dir():
             return Indexed(None, f"The sample library is not installed ({self.sample_dir} is missing).", ok=False)
         return self.index_folder(str(self.sample_dir), on_progress)
+
+    def policy(self) -> WebPolicy:
+        """What a web request may index or write: the operator's roots, else the library's and the sample's."""
+        return WebPolicy.from_settings(self.service.settings, self._roots(), self.sample_dir)
 
     # -- library --------------------------------------------------------------------------------
     def library_state(self) -> LibraryState:

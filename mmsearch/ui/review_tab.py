@@ -137,6 +137,11 @@ class ReviewActions:
         return f"{len(groups)} cluster(s) among {len(index.paths)} images at {int(cut)} bits", rows
 
 
+def reviewer_name(typed: str | None, signed_in: str | None) -> str:
+    """With auth on, a decision is the signed-in user's: a typed name cannot stand in for someone else."""
+    return signed_in or (typed or "").strip()
+
+
 def review_tab(actions: ReviewActions, private: dict) -> None:
     gr.Markdown("Flags from the watch-list (`mmsearch moderate watch add …`) wait here. Approve = fine, "
                 "reject = breaks the rules, escalate = someone senior decides. Every decision is kept with "
@@ -201,7 +206,7 @@ def review_tab(actions: ReviewActions, private: dict) -> None:
 
     def decider(decision: str):
         def run(ids_: str, who_: str, note_: str, filter_: str, request: gr.Request) -> tuple:
-            reviewer = (who_ or "").strip() or (getattr(request, "username", None) or "")
+            reviewer = reviewer_name(who_, getattr(request, "username", None))
             return show(filter_, actions.decide(ids_, decision, reviewer, note_)) + ("",)
         return run
 
