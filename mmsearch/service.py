@@ -129,34 +129,34 @@ class MMSearch:
         engine = QueryEngine(self.library(), self.encoders(), self.searcher.vectors, projectors)
         return engine.run(parts, options or QueryOptions(k=self.settings.default_k))
 
+    # Every surface (CLI verbs, the web tabs, the JSON APIs) asks through query(): one path, one answer.
     def search_text(self, text: str, k: int | None = None, modality: str = "image") -> list[SearchResult]:
-        if modality != "image":
-            return self._search_one(QueryPart("text", text), k, modality)
-        return self.searcher.by_text(text, self.settings.default_k if k is None else k)
+        return self._results(QueryPart("text", text), k, (modality,))
 
     def search_image(self, image: Image.Image | str | Path, k: int | None = None,
                      modality: str = "image") -> list[SearchResult]:
         """modality="audio": sounds that fit the picture, through the bridge."""
-        if modality != "image":
-            return self._search_one(QueryPart("image", image), k, modality)
-        return self.searcher.by_image(image, self.settings.default_k if k is None else k)
+        return self._results(QueryPart("image", image), k, (modality,))
 
     def search_audio(self, clip: object, k: int | None = None, modality: str = "audio") -> list[SearchResult]:
         """Sounds like the clip (a path, or (rate, samples)); modality="image": photos that fit it."""
-        return self._search_one(QueryPart("audio", clip), k, modality)
-
-    def _search_one(self, part: QueryPart, k: int | None, modality: str) -> list[SearchResult]:
-        options = QueryOptions(k=self.settings.default_k if k is None else k, targets=(modality,))
-        return [hit.result for hit in self.query([part], options).hits]
+        return self._results(QueryPart("audio", clip), k, (modality,))
 
     def more_like_this(self, path: str, k: int | None = None) -> list[SearchResult]:
-        k = self.settings.default_k if k is None else k
-        if Path(path).suffix.lower() in audio_extensions():
-            for enc in self.audio_encoders():
-                table = self.library().table("audio", enc.space)
-                if table is not None:
-                    return self.searcher.like(path, k, table)
-        return self.searcher.like(path, k)
+        return [h.result for h in self.like(path, k).hits]
+
+    def like(self, path: str, k: int | None = None, targets: Sequence[str] | None = None) -> Answer:
+        """More like an indexed file, from its stored vectors (photos for a photo, sounds for a sound)."""
+        if targets is None:
+            targets = ("audio",) if Path(path).suffix.lower() in audio_extensions() else ("image",)
+        return self.query([QueryPart("like", path)], self.options(k, targets))
+
+    def options(self, k: int | None = None, targets: Sequence[str] = ("image", "audio"), **more) -> QueryOptions:
+        """The defaults every surface shares (the CLI's flags and the web's controls start from these)."""
+        return QueryOptions(k=self.settings.default_k if k is None else int(k), targets=tuple(targets), **more)
+
+    def _results(self, part: QueryPart, k: int | None, targets: Sequence[str]) -> list[SearchResult]:
+        return [hit.result for hit in self.query([part], self.options(k, targets)).hits]
 
     def status(self) -> dict:
         lib = self.library()

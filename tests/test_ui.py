@@ -149,7 +149,7 @@ def test_missing_weights_is_a_message(settings: Settings, photo_dir: Path, tmp_p
     broken = tmp_path / "no-weights"
     broken.mkdir()
     (broken / "open_clip_config.json").write_text("{}")
-    Library(settings.data_dir, create=True)
+    indexed(settings, photo_dir)  # a library built with a model whose weights are then gone
     no_weights = settings.model_copy(update={"model": str(broken)})
     with served(no_weights) as url:
         answer = client(url).predict(query="cats", k=3, api_name="/search_text")
@@ -166,7 +166,7 @@ def test_results_outside_roots_or_deleted_are_hidden(settings: Settings, photo_d
     (photo_dir / "img2.webp").unlink()
     actions = Actions(service, tmp_path / "samples", lambda paths: None)
     found = actions.search_text("anything", 20)
-    shown = {h.path for h in found.hits}
+    shown = {h.result.path for h in found.hits}
     assert shown == files_under(photo_dir)
     assert "2 hidden" in found.message
     assert all(Path(t).suffix == ".webp" and Path(t).is_file() for t in found.thumbs)

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
 
 from mmsearch.encoders.base import Encoder
-from mmsearch.errors import BadQuery, EmptyQuery, LibraryNotFound
+from mmsearch.errors import BadQuery, EmptyQuery, LibraryNotFound, SpaceMismatch
 from mmsearch.query.embed import Projector, embed_part
 from mmsearch.query.filters import Filters, build_filters
 from mmsearch.query.fusion import RankedList, fuse
@@ -91,12 +91,15 @@ class QueryEngine:
         started = time.perf_counter()
         options.validate()
         _check_parts(parts)
+        liked = _liked(parts)
+        if liked and options.shortlist < options.k + len(liked):  # room for k answers besides the file itself
+            options = replace(options, shortlist=options.k + len(liked))
         tables = self._tables(options.targets)
         filters = {t.name: _filters(t, options) for t in tables}
         routes = self._routes(parts, tables)
         lists, rows = self._retrieve(routes, filters, options)
         ranked = self._rerank(routes, lists, rows) if options.rerank else lists
-        hits = self._fuse(ranked, rows, routes, options)
+        hits = self._fuse(ranked, rows, routes, options, liked)
         notes = []
         if any(filters.values()) and len(hits) < options.k:
             notes.append(f"only {len(hits)} item{'s' if len(hits) != 1 else ''} match{'' if len(hits) != 1 else 'es'} "
@@ -130,12 +133,25 @@ class QueryEngine:
                     found = True
                 if part.kind == "text" and not part.negative:
                     routes.append(_Route(part, table, None))  # keyword side, used when hybrid is on
+            if not found and part.kind == "like":
+                raise BadQuery(f"{part.value} is not in the library; index its folder first, or search by it as "
+                               f"an image or a sound")
             if not found:
-                have = ", ".join(f"{t.modality} ({t.space.describe()})" for t in tables)
+                have = "; ".join(f"{t.modality} ({t.space.describe()})" for t in tables)
+                mine = [e.space.describe() for e in self.encoders if e.supports(part.kind)]
+                if mine:  # the library was built with other models than the ones asked to search it
+                    built = "; ".join(sorted({t.space.describe() for t in tables}))
+                    raise SpaceMismatch(
+                        f"this library was indexed with {built}, not {', '.join(mine)}. Search with the model it was "
+                        f"built with (--model/--pretrained), or run `mmsearch index` with the new model to embed "
+                        f"the library again in its own table (the existing table is kept)")
                 raise BadQuery(f"no table in this library can answer {part.describe()}: the library has {have}")
         return routes
 
     def _vector_for(self, part: QueryPart, table: SpaceTable, cache: dict) -> np.ndarray | None:
+        if part.kind == "like":  # more like an indexed file: its stored vector in every table that holds it
+            row = table.rows_for_paths([str(part.value)], with_vector=True).get(str(part.value))
+            return None if row is None else np.asarray(row["vector"], np.float32)
         for enc in self.encoders:
             if enc.supports(part.kind) and enc.space == table.space:
                 return self._embed(enc, part, cache)
@@ -213,13 +229,15 @@ class QueryEngine:
 
     # -- fusion ---------------------------------------------------------------------------------
     def _fuse(self, ranked: list[tuple[_Route, RankedList]], rows: dict[str, tuple[SpaceTable, dict]],
-              routes: list[_Route], options: QueryOptions) -> list[FusedHit]:
+              routes: list[_Route], options: QueryOptions, exclude: set[str] = frozenset()) -> list[FusedHit]:
         if not options.rerank:  # negative parts still need scores over the candidates
             negatives = [r for r in routes if r.vector is not None and r.part.negative]
             ranked = ranked + self._score_candidates(negatives, rows)
         if not ranked or not any(rl.keys for _, rl in ranked):
             return []
         fused = fuse([rl for _, rl in ranked if rl.keys], options.method, options.rrf_k, options.norm)
+        if exclude:  # "more like this" never answers with the file itself
+            fused = [(p, s) for p, s in fused if p not in exclude]
         best = _best_dense(ranked)
         if options.min_score is not None:
             fused = [(p, s) for p, s in fused if best.get(p, -1.0) >= options.min_score]
@@ -263,6 +281,10 @@ def _best_dense(ranked: list[tuple[_Route, RankedList]]) -> dict[str, float]:
             if s > best.get(p, -np.inf):
                 best[p] = s
     return best
+
+
+def _liked(parts: Sequence[QueryPart]) -> set[str]:
+    return {str(p.value) for p in parts if p.kind == "like" and not p.negative}
 
 
 def _filters(table: SpaceTable, options: QueryOptions) -> Filters:

@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from mmsearch.ingest.indexer import Progress
-from mmsearch.search import SearchResult
+from mmsearch.query.engine import FusedHit
 from mmsearch.server.http import Running, create_app, start
 from mmsearch.service import MMSearch
 from mmsearch.settings import SAMPLE_LIBRARY, Settings
@@ -87,7 +87,9 @@ def build_demo(settings: Settings, service: MMSearch | None = None, *, sample_di
         sample_btn.click(index_sample, None, index_outputs, **INDEX_EVENT)
         refresh_btn.click(show_state, None, [status_md, banner], **PRIVATE)
         demo.load(show_state, None, [status_md, banner], **PRIVATE)
-    return demo.queue(default_concurrency_limit=4)
+    # Gradio runs one event at a time unless told otherwise. Searches run side by side (each holds the GIL only
+    # between numpy/torch calls), indexing one at a time (INDEX_EVENT), and the queue is bounded.
+    return demo.queue(default_concurrency_limit=settings.web_concurrency, max_size=settings.web_queue)
 
 
 def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
@@ -116,14 +118,14 @@ def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
 
     def show(found: Found) -> tuple:
         # Problems go in the line above the gallery, where the results would have been; no toast.
-        items = [(t, caption(h)) for h, t in zip(found.hits, found.thumbs)]
+        items = [(t, caption(h.result)) for h, t in zip(found.hits, found.thumbs)]
         note = found.message if found.ok else f"⚠️ {found.message}"
         return items, found.hits, note
 
-    def on_select(hits: list[SearchResult], evt: gr.SelectData) -> tuple:
+    def on_select(hits: list[FusedHit], evt: gr.SelectData) -> tuple:
         if not hits or evt.index is None or not 0 <= evt.index < len(hits):
             return None, NO_SELECTION, None, gr.update(interactive=False)
-        hit = hits[evt.index]
+        hit = hits[evt.index].result
         return actions.preview(hit), detail_markdown(hit), hit.path, gr.update(interactive=True)
 
     outs = [gallery, results, message]
