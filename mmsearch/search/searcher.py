@@ -75,7 +75,8 @@ class Searcher:
     def by_vector(self, table: SpaceTable, vector: np.ndarray, k: int) -> list[SearchResult]:
         if not 1 <= k <= MAX_K:
             raise BadQuery(f"k must be between 1 and {MAX_K}, got {k}")
-        return [SearchResult.from_row(r, s, table.modality) for r, s in self.vectors.search(table, vector, k)]
+        return [SearchResult.from_row(r, s, table.modality, table.space.id)
+                for r, s in self.vectors.search(table, vector, k)]
 
     # -- maintenance ----------------------------------------------------------------------------
     def maintain(self) -> list[str]:
