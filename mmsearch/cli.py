@@ -162,50 +162,82 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
     mmsearch search --text beach --image photo.jpg --text -1:people
     mmsearch search "storm" --target images --where width>=1000 --after 2024-01-01
     """
-    from mmsearch.query.parts import QueryOptions, composed_from_cli, part_from_cli
+    from mmsearch.query.parts import QueryOptions, QueryPart, composed_from_cli, part_from_cli
 
-    from mmsearch.cli_workflows import hand_off
-
-    svc = _service(ctx)
-    k = svc.settings.default_k if k is None else k
+    settings: Settings = ctx.obj["settings"]
+    k = settings.default_k if k is None else k
     raw = [("text", query)] if query else []
     raw += [("text", t) for t in texts] + [("image", i) for i in images] + [("audio", a) for a in audios]
-    if like:
-        if raw:
-            raise click.UsageError("--like stands alone; to mix it with other parts, pass the file as --image")
-        found = svc.more_like_this(os.path.abspath(like), k)
-        _emit([(h, None) for h in found], plain, paths_only, explain)
-        hand_off(found, export_to, copy_to)
-        return
-    if not raw and not composed:
+    if like and raw:
+        raise click.UsageError("--like stands alone; to mix it with other parts, pass the file as --image")
+    if not raw and not composed and not like:
         raise click.UsageError("give a text QUERY or at least one --text, --image, --audio or --like")
-    parts = [part_from_cli(kind, value) for kind, value in raw]  # type: ignore[arg-type]
+    parts = [QueryPart("like", os.path.abspath(like))] if like else []
+    parts += [part_from_cli(kind, value) for kind, value in raw]  # type: ignore[arg-type]
     parts += [composed_from_cli(c) for c in composed]
     targets = {"images": ("image",), "audio": ("audio",), "all": ("image", "audio")}[target]
+    if like and target == "all":  # more like a photo: photos; like a sound: sounds
+        targets = ("audio",) if _is_sound(like) else ("image",)
     options = QueryOptions(k=k, targets=targets, method=opts["fusion"], rrf_k=opts["rrf_k"], norm=opts["norm"],
                            hybrid=opts["hybrid"], rerank=opts["rerank"], shortlist=opts["shortlist"],
                            mmr=opts["mmr"], min_score=opts["min_score"], where=list(opts["where"]),
-                           folder=opts["folder"], types=list(opts["types"]), after=opts["after"],
-                           before=opts["before"])
-    answer = svc.query(parts, options)
+                           folder=os.path.abspath(os.path.expanduser(opts["folder"])) if opts["folder"] else None,
+                           types=list(opts["types"]), after=opts["after"], before=opts["before"])
+    if not (export_to or copy_to):  # a running server answers at once (its model is already loaded)
+        records = _ask_server(settings, parts, options)
+        if records is not None:
+            _emit(records, plain, paths_only, explain)
+            return
+    from mmsearch.cli_workflows import hand_off
+
+    answer = _service(ctx).query(parts, options)
     for note in answer.notes:
         click.echo(note, err=True)
-    _emit([(h.result, h) for h in answer.hits], plain, paths_only, explain)
+    _emit([h.to_dict() for h in answer.hits], plain, paths_only, explain)
     hand_off(answer.hits, export_to, copy_to)
 
 
-def _emit(hits: list, plain: bool, paths_only: bool, explain: bool) -> None:
+def _is_sound(path: str) -> bool:
+    from mmsearch.media.audio import supported_extensions
+
+    return Path(path).suffix.lower() in supported_extensions()
+
+
+def _ask_server(settings: Settings, parts: list, options: Any) -> list[dict] | None:
+    """The answer of `mmsearch serve` on this library, or None to search in-process (no server, or gone)."""
+    from dataclasses import asdict
+
+    from mmsearch.server.client import ask, local_record, part_json, server_for
+
+    url = server_for(settings)
+    if url is None:
+        return None
+    body = {"parts": [part_json(p.kind, p.value, p.weight) for p in parts], **asdict(options)}
+    answer = ask(url, body, settings.auth)
+    if answer is None:
+        return None  # recorded but not answering: search here
+    if not answer.get("ok"):
+        raise click.ClickException(answer.get("message") or "the server refused the query")
+    if answer["message"] and " · " in answer["message"]:
+        for note in answer["message"].split(" · ")[1:]:
+            click.echo(note, err=True)
+    return [local_record(r) for r in answer["results"]]
+
+
+def _emit(records: list[dict], plain: bool, paths_only: bool, explain: bool) -> None:
+    """One result per line: JSON (the default), a readable table, or just paths."""
     if paths_only:
-        lines = [r.path for r, _ in hits]
+        lines = [r["path"] for r in records]
     elif plain:
-        lines = [f"{'#':>3}  {'score':>6}  {'type':<5}  {'size':>11}  path"] if hits else ["no results"]
-        for i, (r, fused) in enumerate(hits, 1):
-            size = f"{r.duration_s:.1f}s" if r.duration_s else f"{r.width}x{r.height}"
-            lines.append(f"{i:>3}  {r.score:6.3f}  {r.modality:<5}  {size:>11}  {r.path}")
-            if explain and fused is not None:
-                lines.append(f"{'':>13}matched: {fused.explain()}")
+        lines = [f"{'#':>3}  {'score':>6}  {'type':<5}  {'size':>11}  path"] if records else ["no results"]
+        for i, r in enumerate(records, 1):
+            size = f"{r['duration_s']:.1f}s" if r.get("duration_s") else f"{r['width']}x{r['height']}"
+            lines.append(f"{i:>3}  {r['score']:6.3f}  {r['modality']:<5}  {size:>11}  {r['path']}")
+            if explain and r.get("matched"):
+                lines.append(f"{'':>13}matched: " + "; ".join(
+                    f"{c['part']} via {c['table']} ({c['kind']} #{c['rank']}, {c['score']:.3f})" for c in r["matched"]))
     else:
-        lines = [json.dumps(fused.to_dict() if fused is not None else r.to_dict()) for r, fused in hits]
+        lines = [json.dumps(r) for r in records]
     for line in lines:
         click.echo(line)
 

@@ -60,7 +60,7 @@ def mood(ctx: click.Context, moods: tuple[str, ...], likes: tuple[str, ...], tar
         examples.append(part_from_cli("audio", raw) if modality_of(part.value) == "audio" else part)
     search = MoodSearch.for_service(svc, with_bridge=bool(examples) and target != "images")
     answer = search.run(_moods(moods), examples, _options(k, target))
-    _emit([(h.result, h) for h in answer.hits], plain, False, plain)
+    _emit([h.to_dict() for h in answer.hits], plain, False, plain)
     hand_off(answer.hits, export_to, copy_to)
     if pin:
         n = Boards(svc.library()).pin(pin, [h.result.path for h in answer.hits])
@@ -135,7 +135,7 @@ def board_like(ctx: click.Context, name: str, moods: tuple[str, ...], target: st
     svc = _service(ctx)
     search = MoodSearch.for_service(svc, with_bridge=target != "images")
     answer = more_like_board(search, Boards(svc.library()), name, _moods(moods), _options(k, target))
-    _emit([(h.result, h) for h in answer.hits], plain, False, plain)
+    _emit([h.to_dict() for h in answer.hits], plain, False, plain)
     hand_off(answer.hits, export_to, None)
 
 

@@ -14,6 +14,7 @@ from mmsearch.media.images import decode_image, flatten
 from mmsearch.query.parts import QueryPart
 
 MAX_QUERY_PIXELS = 178_956_970
+MIN_QUERY_EDGE = 8  # a smaller picture carries no content the model could match
 
 
 class Projector(Protocol):
@@ -34,9 +35,13 @@ def load_query_image(value: object) -> Image.Image:
     except OSError as exc:
         raise BadQuery(f"cannot read query image {path}: {exc.strerror or exc}") from None
     try:
-        return decode_image(data, str(path), MAX_QUERY_PIXELS).image
+        decoded = decode_image(data, str(path), MAX_QUERY_PIXELS)
     except BadMedia as bad:
         raise BadQuery(f"query image {bad}") from None
+    if min(decoded.width, decoded.height) < MIN_QUERY_EDGE:
+        raise BadQuery(f"query image {path.name} is only {decoded.width}x{decoded.height} pixels: too small to "
+                       f"search by; use a picture at least {MIN_QUERY_EDGE} pixels on each side")
+    return decoded.image
 
 
 def embed_part(encoder: Encoder, part: QueryPart) -> np.ndarray:

@@ -43,7 +43,7 @@ def create_app(settings: Settings, demo: Any, launch_options: dict[str, Any], ro
     import gradio as gr
     from fastapi import FastAPI
 
-    app = FastAPI(title="mmsearch", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+    app = FastAPI(title="mmsearch", version="1", docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
     if routes is not None:
         routes(app)
     gr.mount_gradio_app(app, demo, path="", **launch_options)
@@ -117,17 +117,23 @@ def start(settings: Settings, asgi_app: Any, demo: Any, record_in: Path | None =
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "") else "::1" if settings.host == "::" else host
     url = f"http://{shown}:{port}/"
-    record = remember_server(record_in, url) if record_in is not None else None
+    record = remember_server(record_in, url, fingerprint(settings)) if record_in is not None else None
     return Running(url, server, thread, demo, record)
 
 
 # -- where a server listens, for the CLI ---------------------------------------------------------------
-def remember_server(data_dir: Path, url: str) -> Path | None:
+def fingerprint(settings: Settings) -> str:
+    """The models a server answers with: a CLI asked for other models searches in-process instead."""
+    return json.dumps([settings.encoder, settings.model, settings.pretrained, settings.extra_models,
+                       settings.text_model, settings.audio_model, settings.audio, settings.truncate_dim])
+
+
+def remember_server(data_dir: Path, url: str, models: str = "") -> Path | None:
     path = Path(data_dir) / SERVER_FILE
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "started": time.time()}))
+        tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "started": time.time(), "models": models}))
         os.replace(tmp, path)
         return path
     except OSError:
@@ -144,12 +150,15 @@ def forget_server(record: Path | None) -> None:
         pass
 
 
-def recorded_server(data_dir: Path) -> str | None:
-    """The URL of a live server on this library, or None (no record, or a stale one whose process is gone)."""
+def recorded_server(data_dir: Path, models: str | None = None) -> str | None:
+    """The URL of a live server on this library answering with these models, or None (no record, a stale
+    one whose process is gone, or a server with other models)."""
     try:
         info = json.loads((Path(data_dir).expanduser() / SERVER_FILE).read_text())
         pid, url = int(info["pid"]), str(info["url"])
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if models is not None and info.get("models") != models:
         return None
     try:
         os.kill(pid, 0)

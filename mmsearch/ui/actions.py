@@ -22,6 +22,7 @@ from mmsearch.query.engine import Answer, FusedHit
 from mmsearch.query.parts import QueryPart
 from mmsearch.search import SearchResult
 from mmsearch.server.policy import WebPolicy
+from mmsearch.server.api import with_thumb
 from mmsearch.server.schema import api_record
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly, is_empty, shown_message
@@ -41,7 +42,8 @@ class Found:
     ok: bool = True
 
     def to_json(self) -> dict:
-        return {"ok": self.ok, "message": self.message, "results": [api_record(h.to_dict()) for h in self.hits]}
+        return {"ok": self.ok, "message": self.message,
+                "results": [with_thumb(api_record(h.to_dict())) for h in self.hits]}
 
 
 @dataclass
@@ -116,6 +118,16 @@ class Actions:
         if answer.notes:
             shown.message += " · " + " · ".join(answer.notes)
         return shown
+
+    def query(self, body: dict) -> dict:
+        """A whole query as JSON (the /search endpoint and POST /api/v1/search take the same shape)."""
+        from mmsearch.server.api import SearchIn, run_query
+
+        try:
+            parsed = SearchIn.model_validate(body or {})
+        except Exception as exc:  # noqa: BLE001 - a malformed body is a message too
+            return {"ok": False, "message": f"the query is not valid: {exc}".splitlines()[0], "results": []}
+        return run_query(self.service, parsed)
 
     def rendition(self, result: SearchResult) -> str | None:
         """A thumbnail for a photo; a labelled tile for a sound (the Sounds tab plays them)."""

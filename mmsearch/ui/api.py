@@ -27,7 +27,13 @@ def register_api(actions: Actions, default_k: int, image_input: gr.Image) -> Non
     def search_image(image: str | None, k: float) -> dict[str, Any]:
         return actions.search_image(image, int(k)).to_json()
 
+    def search(query: dict) -> dict[str, Any]:
+        """Any query, as POST /api/v1/search takes it: {"parts": [{"kind": "text", "value": "beach"},
+        {"kind": "image", "data": "<base64>", "weight": 0.5}], "k": 12, "targets": ["image"], "where": [...]}."""
+        return actions.query(query)
+
     gr.api(search_text, api_name="search_text")
+    gr.api(search, api_name="search")
     gr.api(index_folder, api_name="index_folder", concurrency_id="index", concurrency_limit=1)
     with gr.Column(visible=False):
         k_input = gr.Number(value=default_k, precision=0, label="k")

@@ -10,6 +10,7 @@ import gradio as gr
 
 from mmsearch.ingest.indexer import Progress
 from mmsearch.query.engine import FusedHit
+from mmsearch.server.api import add_routes
 from mmsearch.server.http import Running, create_app, start
 from mmsearch.service import MMSearch
 from mmsearch.settings import SAMPLE_LIBRARY, Settings
@@ -21,6 +22,7 @@ from mmsearch.ui.present import EMPTY_LIBRARY, caption, detail_markdown, plain, 
 from mmsearch.ui.sounds import SoundActions, sounds_tab
 from mmsearch.ui.thumbs import thumbs_dir
 from mmsearch.ui.workflow_tabs import workflow_tabs
+from mmsearch.ui.uploads import ImageUpload
 
 TITLE = "mmsearch"
 MAX_K = 100
@@ -66,6 +68,7 @@ def build_demo(settings: Settings, service: MMSearch | None = None, *, sample_di
                 with gr.Row():
                     refresh_btn = gr.Button("Refresh", size="sm", scale=0, min_width=100)
         register_api(actions, default_k, s["image"])
+        demo.mms_routes = lambda app: add_routes(app, service, actions.renditions, settings)  # /api/v1 beside the UI
 
         def show_state() -> tuple[str, Any]:
             state = actions.library_state()
@@ -99,7 +102,7 @@ def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
         search_btn = gr.Button("Search", variant="primary", scale=1, min_width=120, elem_id="mms-search")
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
-            image = gr.Image(type="filepath", image_mode=None, label="…or search by image",
+            image = ImageUpload(image_mode=None, label="…or search by image",
                              sources=["upload", "clipboard"],
                              height=200, elem_id="mms-image")
             image_btn = gr.Button("Search by image", size="md")

@@ -20,6 +20,7 @@ from mmsearch.query.parts import QueryPart
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly
 from mmsearch.ui.thumbs import Renditions
+from mmsearch.ui.uploads import ImageUpload
 from mmsearch.workflows.catalog import Catalogs
 from mmsearch.workflows.catalog_search import CatalogSearch, Facet, ProductHit
 from mmsearch.workflows.export import export
@@ -152,7 +153,7 @@ def catalog_tab(actions: CatalogActions, default_k: int, private: dict) -> None:
         run_btn = gr.Button("Search", variant="primary", scale=1, min_width=120, elem_id="mms-p-run")
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
-            image = gr.Image(type="filepath", label="…or a product photo", height=160, sources=["upload", "clipboard"],
+            image = ImageUpload(label="…or a product photo", height=160, sources=["upload", "clipboard"],
                              elem_id="mms-p-image")
             k = gr.Slider(1, 100, value=default_k, step=1, label="Results (k)")
             lows, highs, picks = [], [], []

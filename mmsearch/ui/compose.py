@@ -18,6 +18,7 @@ from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly
 from mmsearch.ui.sounds import Previews
 from mmsearch.ui.thumbs import Renditions
+from mmsearch.ui.uploads import ImageUpload
 
 TEXT_SLOTS, IMAGE_SLOTS, AUDIO_SLOTS = 3, 2, 1
 BADGE = {"image": "🖼 image", "audio": "🔊 audio"}
@@ -105,7 +106,7 @@ def compose_tab(actions: ComposeActions, default_k: int, private: dict) -> None:
                 images = []
                 for i in range(IMAGE_SLOTS):
                     with gr.Column(min_width=160):
-                        images.append(gr.Image(type="filepath", label=f"image {i + 1}", height=140,
+                        images.append(ImageUpload(label=f"image {i + 1}", height=140,
                                                sources=["upload", "clipboard"], elem_id=f"mms-c-image{i}"))
                         images.append(gr.Number(value=1.0, step=0.5, label="weight", elem_id=f"mms-c-imagew{i}"))
                 audios = []

@@ -18,6 +18,7 @@ import pandas as pd
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly
 from mmsearch.ui.thumbs import Renditions
+from mmsearch.ui.uploads import ImageUpload
 from mmsearch.workflows.dupes import clusters, copies_of, hash_index, load_image
 from mmsearch.workflows.export import export
 from mmsearch.workflows.moderation import Scanner, WatchList, calibrate_spaces, watchlist_path
@@ -180,7 +181,7 @@ def review_tab(actions: ReviewActions, private: dict) -> None:
         points = gr.Dataframe(headers=CURVE_HEADERS, value=[], interactive=False, elem_id="mms-r-points")
     with gr.Accordion("Copies and near-duplicates", open=False):
         with gr.Row():
-            bad = gr.Image(type="filepath", label="Known-bad image", height=160, sources=["upload", "clipboard"],
+            bad = ImageUpload(label="Known-bad image", height=160, sources=["upload", "clipboard"],
                            elem_id="mms-r-bad")
             with gr.Column():
                 cut = gr.Slider(0, 32, value=10, step=1, label="Cut (differing bits of 64)", elem_id="mms-r-cut")

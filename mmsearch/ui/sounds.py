@@ -21,6 +21,7 @@ from mmsearch.search import SearchResult
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly, shown_message
 from mmsearch.ui.thumbs import Renditions
+from mmsearch.ui.uploads import ImageUpload
 
 MAX_PLAYERS = 12
 PREVIEW_S = 20.0
@@ -142,7 +143,7 @@ def sounds_tab(actions: SoundActions, default_k: int, private: dict) -> dict[str
                             elem_id="mms-s-clip")
             target = gr.Radio(list(TARGETS), value="sounds", label="Find", elem_id="mms-s-target")
             clip_btn = gr.Button("Search by this sound", elem_id="mms-s-clip-btn")
-            photo = gr.Image(type="filepath", sources=["upload", "clipboard"], label="…or find sounds for a photo",
+            photo = ImageUpload(sources=["upload", "clipboard"], label="…or find sounds for a photo",
                              height=180, elem_id="mms-s-photo")
             photo_btn = gr.Button("Find sounds for this photo", elem_id="mms-s-photo-btn")
             k = gr.Slider(1, MAX_PLAYERS, value=min(default_k, MAX_PLAYERS), step=1, label="Results",

@@ -1,0 +1,233 @@
+"""A plain, versioned HTTP JSON API beside the Gradio app, for curl, JavaScript and other services.
+
+    GET  /api/v1/search?q=dog+on+a+beach&k=12&target=all        text search
+    POST /api/v1/search   {"parts": [...], "k": 12, "targets": ["image"], "where": ["width>=1000"], ...}
+    GET  /api/v1/thumb?file=/abs/path.jpg&edge=384                a rendition of an indexed photo (WebP)
+    GET  /api/v1/status                                            tables, rows, models
+    OpenAPI schema at /openapi.json, interactive docs at /docs.
+
+Every answer is {"ok": bool, "message": str, ...}; a domain error is ok=false with a message (HTTP 200 for
+a bad query, so a client reads one shape; 401/413 for auth and size, which come before any query).
+Uploaded images and sounds travel base64-encoded inside the JSON and are decoded by mmsearch with its own
+limits. The API runs the same query engine with the same options as the CLI and the web page.
+No `from __future__ import annotations`: FastAPI reads the routes' annotations live.
+"""
+
+
+import base64
+import logging
+import binascii
+import os
+import secrets
+import tempfile
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from pydantic import BaseModel, Field
+
+from mmsearch.errors import BadMedia, BadQuery, MMSearchError
+from mmsearch.media.images import decode_image
+from mmsearch.server.schema import api_record
+
+log = logging.getLogger(__name__)
+TARGETS = {"images": ("image",), "image": ("image",), "audio": ("audio",), "sounds": ("audio",),
+           "all": ("image", "audio")}
+
+
+class PartIn(BaseModel):
+    kind: Literal["text", "image", "audio", "like", "composed"]
+    value: str | None = Field(None, description="The text; for `like`, an indexed file's path")
+    data: str | None = Field(None, description="base64 bytes of an image or a sound (image, audio, composed)")
+    name: str = Field("upload", description="The upload's file name, used in messages")
+    instruction: str | None = Field(None, description="composed: what to change about the image")
+    weight: float = 1.0
+
+
+class SearchIn(BaseModel):
+    parts: list[PartIn]
+    k: int | None = None
+    targets: list[Literal["image", "audio"]] = ["image", "audio"]
+    method: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: float = 60.0
+    norm: Literal["minmax", "zscore"] = "minmax"
+    hybrid: bool = True
+    rerank: bool = True
+    shortlist: int = 100
+    mmr: float | None = None
+    min_score: float | None = None
+    where: list[str] = []
+    folder: str | None = None
+    types: list[str] = []
+    after: str | None = None
+    before: str | None = None
+
+
+def options_of(body: SearchIn, service: Any) -> Any:
+    return service.options(body.k, tuple(body.targets), method=body.method, rrf_k=body.rrf_k, norm=body.norm,
+                           hybrid=body.hybrid, rerank=body.rerank, shortlist=body.shortlist, mmr=body.mmr,
+                           min_score=body.min_score, where=list(body.where), folder=body.folder,
+                           types=list(body.types), after=body.after, before=body.before)
+
+
+class Uploads:
+    """Decoded query uploads; sounds go to temporary files that are removed after the query."""
+
+    def __init__(self, max_pixels: int) -> None:
+        self.max_pixels = max_pixels
+        self._files: list[str] = []
+
+    def _bytes(self, part: PartIn) -> bytes:
+        if not part.data:
+            raise BadQuery(f"the {part.kind} part needs `data` (the file's bytes, base64-encoded)")
+        try:
+            return base64.b64decode(part.data, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadQuery(f"the {part.kind} part {part.name!r} is not valid base64") from None
+
+    def image(self, part: PartIn):
+        try:
+            return decode_image(self._bytes(part), part.name, self.max_pixels).image
+        except BadMedia as bad:
+            raise BadQuery(f"query image {bad}") from None
+
+    def sound(self, part: PartIn) -> str:
+        data = self._bytes(part)
+        if not data:
+            raise BadQuery(f"query sound {part.name}: empty file (0 bytes)")
+        fd, path = tempfile.mkstemp(prefix="mmsearch-query-", suffix=os.path.splitext(part.name)[1] or ".wav")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        self._files.append(path)
+        return path
+
+    def close(self) -> None:
+        for path in self._files:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def parts_of(body: SearchIn, uploads: Uploads) -> list[Any]:
+    from mmsearch.query.parts import QueryPart
+
+    parts = []
+    for p in body.parts:
+        if p.kind in ("text", "like"):
+            parts.append(QueryPart(p.kind, p.value or "", p.weight))
+        elif p.kind == "image":
+            parts.append(QueryPart("image", uploads.image(p), p.weight, label=f"image:{p.name}"))
+        elif p.kind == "audio":
+            parts.append(QueryPart("audio", uploads.sound(p), p.weight, label=f"audio:{p.name}"))
+        else:
+            parts.append(QueryPart("composed", (uploads.image(p), p.instruction or ""), p.weight))
+    return parts
+
+
+def run_query(service: Any, body: SearchIn) -> dict[str, Any]:
+    """One query from JSON to JSON, for every program-facing surface."""
+    uploads = Uploads(service.settings.max_image_pixels)
+    try:
+        return answer_json(service.query(parts_of(body, uploads), options_of(body, service)))
+    except Exception as exc:  # noqa: BLE001 - the edge: every error becomes a message
+        if not isinstance(exc, MMSearchError):
+            log.exception("unexpected error in the JSON API")
+        return failure(exc)
+    finally:
+        uploads.close()
+
+
+def answer_json(answer: Any) -> dict[str, Any]:
+    n = len(answer.hits)
+    message = f"{n} result{'s' if n != 1 else ''} from {answer.lists} ranked lists"
+    if answer.notes:
+        message += " · " + " · ".join(answer.notes)
+    return {"ok": True, "message": message, "took_ms": round(answer.seconds * 1000, 2),
+            "results": [with_thumb(api_record(h.to_dict())) for h in answer.hits]}
+
+
+def with_thumb(record: dict[str, Any]) -> dict[str, Any]:
+    """Where a program fetches a photo result's picture (a rendition, never the original)."""
+    if record.get("modality") == "image":
+        record["thumb"] = "/api/v1/thumb?" + urlencode({"file": record["file"]})
+    return record
+
+
+def failure(exc: Exception) -> dict[str, Any]:
+    from mmsearch.ui.present import friendly
+
+    return {"ok": False, "message": friendly(exc), "results": []}
+
+
+def add_routes(app: Any, service: Any, renditions: Any, settings: Any = None) -> None:
+    """Mount /api/v1 on a FastAPI app; service: MMSearch, renditions: ui.thumbs.Renditions, settings: the
+    server's (auth, upload cap), by default the service's."""
+    from fastapi import Depends, HTTPException, Query, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import FileResponse
+    from fastapi.security import HTTPBasic, HTTPBasicCredentials
+
+    settings = settings or service.settings
+    basic = HTTPBasic(auto_error=False)
+    max_bytes = settings.max_upload_mb * 1024 * 1024
+
+    def authorised(request: Request, creds: HTTPBasicCredentials | None = Depends(basic)) -> None:
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > max_bytes:
+            raise HTTPException(413, f"the request is larger than the {settings.max_upload_mb} MB upload limit")
+        pair = settings.auth_pair()
+        if pair is None:
+            return
+        if creds is None or not (secrets.compare_digest(creds.username, pair[0])
+                                 and secrets.compare_digest(creds.password, pair[1])):
+            raise HTTPException(401, "sign in with the server's user and password (HTTP basic auth)",
+                                headers={"WWW-Authenticate": 'Basic realm="mmsearch"'})
+
+    guard = [Depends(authorised)]
+
+    def run(body: SearchIn) -> dict[str, Any]:
+        return run_query(service, body)
+
+    @app.get("/api/v1/search", dependencies=guard, tags=["search"])
+    async def search_get(q: str = Query(..., description="What to look for, in words"),
+                         k: int | None = Query(None, ge=1, le=1000),
+                         target: Literal["all", "images", "audio"] = "all",
+                         where: list[str] = Query([]), folder: str | None = None) -> dict[str, Any]:
+        """Text search: the same answer as `mmsearch search "q"` and the Search tab."""
+        body = SearchIn(parts=[PartIn(kind="text", value=q)], k=k, targets=list(TARGETS[target]),
+                        where=where, folder=folder)
+        return await run_in_threadpool(run, body)
+
+    @app.post("/api/v1/search", dependencies=guard, tags=["search"])
+    async def search_post(body: SearchIn) -> dict[str, Any]:
+        """Any query: weighted text, image, sound, composed and more-like-this parts, filters and ranking."""
+        return await run_in_threadpool(run, body)
+
+    @app.get("/api/v1/thumb", dependencies=guard, tags=["files"])
+    async def thumb(file: str, edge: int = Query(384, ge=16, le=1280)) -> Any:
+        """A WebP rendition of an indexed photo; 404 for anything that is not an indexed row."""
+        path = await run_in_threadpool(_rendition, service, renditions, file, edge)
+        if path is None:
+            raise HTTPException(404, "not an indexed photo")
+        return FileResponse(path, media_type="image/webp")
+
+    @app.get("/api/v1/status", dependencies=guard, tags=["library"])
+    async def status() -> dict[str, Any]:
+        try:
+            return {"ok": True, "message": "", **(await run_in_threadpool(service.status))}
+        except MMSearchError as exc:
+            return failure(exc)
+
+
+def _rendition(service: Any, renditions: Any, file: str, edge: int) -> str | None:
+    try:
+        library = service.library()
+    except MMSearchError:
+        return None
+    if not os.path.isabs(file) or not library.contains(file):
+        return None
+    for space in library.spaces("image"):
+        table = library.table("image", space)
+        if table is not None and table.rows_for_paths([file]):
+            return renditions.get(file, edge)
+    return None
