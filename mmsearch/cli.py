@@ -11,8 +11,11 @@ from typing import Any, Callable
 
 import click
 
+from mmsearch.cli_parts import PartsCommand, old_form_notes, weight_option, weighted_parts
 from mmsearch.errors import MMSearchError
 from mmsearch.settings import Settings
+
+_PART_OPTIONS = {"texts": "text", "images": "image", "audios": "audio", "composed": "composed"}
 
 
 def _friendly(fn: Callable) -> Callable:
@@ -118,13 +121,14 @@ def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool, ocr: bool | 
         click.echo(scanned, err=True)
 
 
-@cli.command()
+@cli.command(cls=PartsCommand)
 @click.argument("query", required=False)
-@click.option("--text", "texts", multiple=True, help="A text part, optionally WEIGHT:TEXT (e.g. -1:people). Repeatable.")
-@click.option("--image", "images", multiple=True, help="An image part, optionally WEIGHT:PATH. Repeatable.")
-@click.option("--audio", "audios", multiple=True, help="A sound part, optionally WEIGHT:PATH. Repeatable.")
+@click.option("--text", "texts", multiple=True, help="A text part, taken as written. Repeatable.")
+@click.option("--image", "images", multiple=True, help="An image part (a file). Repeatable.")
+@click.option("--audio", "audios", multiple=True, help="A sound part (a file). Repeatable.")
 @click.option("--composed", "composed", multiple=True,
               help="An image with an instruction, IMAGE::TEXT (e.g. dress.jpg::but in red); needs bge-vl.")
+@weight_option
 @click.option("--like", "like", help="More like this indexed file.")
 @click.option("--target", type=click.Choice(["images", "audio", "all"]), default="all", show_default=True,
               help="Which tables to search.")
@@ -153,13 +157,16 @@ def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool, ocr: bool | 
 @_friendly
 def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images: tuple[str, ...],
            audios: tuple[str, ...], like: str | None, target: str, k: int | None, explain: bool, plain: bool,
-           paths_only: bool, composed: tuple[str, ...] = (), export_to: Path | None = None,
-           copy_to: Path | None = None, **opts) -> None:
+           paths_only: bool, composed: tuple[str, ...] = (), weights: tuple[float, ...] = (),
+           export_to: Path | None = None, copy_to: Path | None = None, **opts) -> None:
     """Search by text, images and sounds at once; parts are fused into one ranked list.
+
+    QUERY and every part are taken as written ("12:30 meeting" is text). To weigh a part, follow it
+    with --weight W; a negative weight pushes its matches down.
 
     \b
     mmsearch search "dog on a beach"
-    mmsearch search --text beach --image photo.jpg --text -1:people
+    mmsearch search --text beach --image photo.jpg --text people --weight -1
     mmsearch search "storm" --target images --where width>=1000 --after 2024-01-01
     """
     from mmsearch.query.parts import QueryOptions, composed_from_cli, part_from_cli
@@ -168,19 +175,23 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
 
     svc = _service(ctx)
     k = svc.settings.default_k if k is None else k
-    raw = [("text", query)] if query else []
-    raw += [("text", t) for t in texts] + [("image", i) for i in images] + [("audio", a) for a in audios]
+    raw = [("text", query, 1.0)] if query else []
+    given = weighted_parts(ctx, _PART_OPTIONS, weights, dict(texts=texts, images=images, audios=audios,
+                                                              composed=composed))
+    for note in old_form_notes(given):
+        click.echo(note, err=True)
+    raw += given
     if like:
-        if raw:
+        if raw or weights:
             raise click.UsageError("--like stands alone; to mix it with other parts, pass the file as --image")
         found = svc.more_like_this(os.path.abspath(like), k)
         _emit([(h, None) for h in found], plain, paths_only, explain)
         hand_off(found, export_to, copy_to)
         return
-    if not raw and not composed:
+    if not raw:
         raise click.UsageError("give a text QUERY or at least one --text, --image, --audio or --like")
-    parts = [part_from_cli(kind, value) for kind, value in raw]  # type: ignore[arg-type]
-    parts += [composed_from_cli(c) for c in composed]
+    parts = [composed_from_cli(value, weight) if kind == "composed" else part_from_cli(kind, value, weight)
+             for kind, value, weight in raw]  # type: ignore[arg-type]
     targets = {"images": ("image",), "audio": ("audio",), "all": ("image", "audio")}[target]
     options = QueryOptions(k=k, targets=targets, method=opts["fusion"], rrf_k=opts["rrf_k"], norm=opts["norm"],
                            hybrid=opts["hybrid"], rerank=opts["rerank"], shortlist=opts["shortlist"],

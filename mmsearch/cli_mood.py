@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from mmsearch.cli import _emit, _friendly, _service
+from mmsearch.cli_parts import PartsCommand, weight_option, weighted_parts
 from mmsearch.cli_workflows import emit_records, hand_off
 
 
@@ -23,9 +24,10 @@ def _options(k: int, target: str):
     return QueryOptions(k=k, targets={"images": ("image",), "audio": ("audio",)}.get(target, ("image", "audio")))
 
 
-@click.command()
+@click.command(cls=PartsCommand)
 @click.argument("moods", nargs=-1)
-@click.option("--like", "likes", multiple=True, help="An example file (image or sound), optionally WEIGHT:PATH.")
+@click.option("--like", "likes", multiple=True, help="An example file (image or sound). Repeatable.")
+@weight_option
 @click.option("--target", type=click.Choice(["images", "audio", "all"]), default="all", show_default=True)
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=12, show_default=True)
 @click.option("--list", "list_moods", is_flag=True, help="The mood vocabulary and each mood's prompts.")
@@ -35,13 +37,18 @@ def _options(k: int, target: str):
 @click.option("--copy-to", type=click.Path(path_type=Path), help="Also copy the result files into this folder.")
 @click.pass_context
 @_friendly
-def mood(ctx: click.Context, moods: tuple[str, ...], likes: tuple[str, ...], target: str, k: int,
-         list_moods: bool, pin: str | None, plain: bool, export_to: Path | None, copy_to: Path | None) -> None:
+def mood(ctx: click.Context, moods: tuple[str, ...], likes: tuple[str, ...], weights: tuple[float, ...],
+         target: str, k: int, list_moods: bool, pin: str | None, plain: bool, export_to: Path | None,
+         copy_to: Path | None) -> None:
     """Search images and sounds by mood ("melancholic", "2:calm morning"), optionally with examples.
+
+    Mood names come from a fixed list (--list) with no colon in any name, so WEIGHT:MOOD is unambiguous.
+    An example file is taken as written; weigh it with --weight W right after its --like.
 
     \b
     mmsearch mood tense
     mmsearch mood calm --like a.jpg --like b.jpg --like c.wav     # more like these, but calmer
+    mmsearch mood calm --like a.jpg --weight 2
     """
     from mmsearch.query.parts import part_from_cli
     from mmsearch.workflows.boards import Boards, modality_of
@@ -55,9 +62,9 @@ def mood(ctx: click.Context, moods: tuple[str, ...], likes: tuple[str, ...], tar
         raise click.UsageError("name at least one mood (see --list) or give --like examples")
     svc = _service(ctx)
     examples = []
-    for raw in likes:
-        part = part_from_cli("image", raw)
-        examples.append(part_from_cli("audio", raw) if modality_of(part.value) == "audio" else part)
+    for _, raw, weight in weighted_parts(ctx, {"likes": "image"}, weights, {"likes": likes}):
+        part = part_from_cli("image", raw, weight)
+        examples.append(part_from_cli("audio", raw, weight) if modality_of(part.value) == "audio" else part)
     search = MoodSearch.for_service(svc, with_bridge=bool(examples) and target != "images")
     answer = search.run(_moods(moods), examples, _options(k, target))
     _emit([(h.result, h) for h in answer.hits], plain, False, plain)

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import click
 
 from mmsearch.cli import _friendly, _service
+from mmsearch.cli_parts import PartsCommand, old_form_notes, weight_option, weighted_parts
 
 
 def register(cli: click.Group) -> None:
@@ -109,11 +110,12 @@ def catalog_filters(ctx: click.Context, name: str) -> None:
                                "choices": f.choices}, default=str))
 
 
-@catalog.command("search")
+@catalog.command("search", cls=PartsCommand)
 @click.argument("name")
 @click.argument("query", required=False)
-@click.option("--text", "texts", multiple=True, help="A text part, optionally WEIGHT:TEXT. Repeatable.")
-@click.option("--image", "images", multiple=True, help="An image part, optionally WEIGHT:PATH. Repeatable.")
+@click.option("--text", "texts", multiple=True, help="A text part, taken as written. Repeatable.")
+@click.option("--image", "images", multiple=True, help="An image part (a file). Repeatable.")
+@weight_option
 @click.option("--where", multiple=True, help="Filter on the catalog's columns, e.g. price<50, category=shoes.")
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=12, show_default=True)
 @click.option("--hybrid/--no-hybrid", default=True, show_default=True, help="Fuse keyword (BM25) matches.")
@@ -123,20 +125,24 @@ def catalog_filters(ctx: click.Context, name: str) -> None:
 @click.pass_context
 @_friendly
 def catalog_search(ctx: click.Context, name: str, query: str | None, texts: tuple[str, ...],
-                   images: tuple[str, ...], where: tuple[str, ...], k: int, hybrid: bool, plain: bool,
-                   export_to: Path | None, copy_to: Path | None) -> None:
+                   images: tuple[str, ...], weights: tuple[float, ...], where: tuple[str, ...], k: int,
+                   hybrid: bool, plain: bool, export_to: Path | None, copy_to: Path | None) -> None:
     """Search catalog NAME by text and/or images, filtered by its own columns.
 
     \b
     mmsearch catalog search products "red running shoe" --where price<80 --where category=shoes
+    mmsearch catalog search products --text sneaker --text leather --weight -1
     """
     from mmsearch.query.parts import part_from_cli
     from mmsearch.workflows.catalog_search import CatalogSearch
 
-    raw = ([("text", query)] if query else []) + [("text", t) for t in texts] + [("image", i) for i in images]
+    given = weighted_parts(ctx, {"texts": "text", "images": "image"}, weights, dict(texts=texts, images=images))
+    for note in old_form_notes(given):
+        click.echo(note, err=True)
+    raw = ([("text", query, 1.0)] if query else []) + given
     if not raw:
         raise click.UsageError("give a text QUERY or at least one --text or --image")
-    parts = [part_from_cli(kind, value) for kind, value in raw]  # type: ignore[arg-type]
+    parts = [part_from_cli(kind, value, weight) for kind, value, weight in raw]  # type: ignore[arg-type]
     answer = CatalogSearch.for_service(_service(ctx)).run(name, parts, where, k, hybrid)
     for note in answer.notes:
         click.echo(note, err=True)
