@@ -4,7 +4,9 @@ and bad settings or files get one line, not a traceback. Through the real CLI (c
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -67,3 +69,53 @@ def test_file_names_with_colons_are_files(run, photo_dir):
     assert res.stdout.strip() == str(odd)
     res = run("search", "--image", f"2:{photo_dir / 'img1.png'}")
     assert res.exit_code == 1 and f"--image {photo_dir / 'img1.png'} --weight 2" in res.stderr
+
+
+# -- 2. dates on timestamp columns, on every search path ----------------------------------------------
+def _dated(lib, n: int = 400):
+    from tests.test_query import WORDS, make_table, row, scene
+
+    rng = np.random.default_rng(5)
+    rows = [row(f"/lib/{i}.jpg", scene(rng, WORDS[i % 6], noise=0.8), text=f"photo {i}",
+                indexed_at=datetime(2020 + i % 5, 6, 1, tzinfo=timezone.utc)) for i in range(n)]
+    return make_table(lib, rows), rows
+
+
+DATE_CASES = [
+    (["indexed_at>=2022-06-01"], lambda y: y >= 2022),  # the boundary itself is kept
+    (["indexed_at>2022-06-01T05:00+05:00"], lambda y: y > 2022),  # the same moment, written in another zone
+    (["indexed_at<2021-01-01"], lambda y: y == 2020),
+    (["indexed_at>=2021-01-01", "indexed_at<2023-01-01"], lambda y: y in (2021, 2022)),
+]
+
+
+@pytest.mark.parametrize("path", ["exact", "ann"])
+@pytest.mark.parametrize("where,keep", DATE_CASES)
+def test_date_filters_on_timestamp_columns(tmp_path, path, where, keep):
+    from mmsearch.query.parts import QueryOptions, QueryPart
+    from mmsearch.store import Library
+    from tests.test_query import engine
+
+    lib = Library(tmp_path / "lib")
+    table, rows = _dated(lib)
+    if path == "ann":
+        table.build_ann_index()
+    expected = {r["path"] for r in rows if keep(r["indexed_at"].year)}
+    # k covers every row, so a row that leaked from any list (dense or keyword) would show up here
+    answer = engine(lib, threshold=100 if path == "ann" else 10**9).run(
+        [QueryPart("text", "beach photo")], QueryOptions(k=400, where=where))
+    assert {h.result.path for h in answer.hits} == expected
+    keyword = [h for h in answer.hits if any(c.kind == "keyword" for c in h.contributions)]
+    assert len(keyword) == len(expected)  # every kept row ("photo N") came through the keyword side too
+    assert engine(lib, threshold=100 if path == "ann" else 10**9).vectors.uses_ann(table) == (path == "ann")
+
+
+def test_date_filter_through_the_cli(run, photo_dir):
+    run("index", "-q", str(photo_dir))
+    res = run("search", "x", "--where", "indexed_at>=2024-01-01", "--paths-only", "-k", "20")
+    assert res.exit_code == 0, res.output
+    assert len(res.stdout.splitlines()) == 7  # everything was indexed just now
+    res = run("search", "x", "--where", "indexed_at<2024-01-01", "-k", "3")
+    assert res.exit_code == 0 and res.stdout == "" and "Traceback" not in res.output
+    res = run("search", "x", "--where", "indexed_at>=soon")
+    assert res.exit_code == 1 and "cannot read date 'soon' for indexed_at" in res.stderr

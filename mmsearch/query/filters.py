@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 import numpy as np
@@ -21,6 +21,7 @@ from mmsearch.errors import BadQuery
 OPS = ("!=", ">=", "<=", "=", ">", "<", "~", "^")
 _COND = re.compile(r"^\s*([A-Za-z_][\w .-]*?)\s*(!=|>=|<=|=|>|<|~|\^)\s*(.*?)\s*$")
 _EXT_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "jpe": "JPEG", "tif": "TIFF", "heic": "HEIF", "oga": "OGG"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 DATE_COLUMN = "mtime_ns"  # "date" in filters means the file's modification time
 
 
@@ -97,8 +98,8 @@ def _typed(schema: pa.Schema, column: str, op: str, value: str) -> Condition:
         if not pa.types.is_string(typ):
             raise BadQuery(f"{column} is not text: use = != > >= < <= with a number")
         return Condition(column, op, value)
-    if pa.types.is_timestamp(typ):
-        return Condition(column, op, _date_ns(value, column))
+    if pa.types.is_timestamp(typ):  # compared as a moment in time, never as a bare integer
+        return Condition(column, op, _moment(value, column))
     if pa.types.is_integer(typ) or pa.types.is_floating(typ):
         try:
             num: Any = int(value) if pa.types.is_integer(typ) else float(value)
@@ -109,14 +110,19 @@ def _typed(schema: pa.Schema, column: str, op: str, value: str) -> Condition:
     return Condition(column, op, value)
 
 
-def _date_ns(value: str, column: str) -> int:
+def _moment(value: str, column: str) -> datetime:
+    """A date or date-time; without a zone it is UTC, as stored."""
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise BadQuery(f"cannot read date {value!r} for {column}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return int(parsed.timestamp() * 1_000_000_000)
+    return parsed.astimezone(timezone.utc)
+
+
+def _date_ns(value: str, column: str) -> int:
+    return (_moment(value, column) - _EPOCH) // timedelta(microseconds=1) * 1000  # exact, no float rounding
 
 
 def _check_contradictions(conditions: list[Condition]) -> None:
@@ -138,6 +144,8 @@ def _check_contradictions(conditions: list[Condition]) -> None:
 
 
 def _show(value: Any, column: str) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
     if column == DATE_COLUMN:
         return datetime.fromtimestamp(value / 1e9, timezone.utc).isoformat()
     return str(value)
@@ -148,6 +156,8 @@ def _ident(column: str) -> str:
 
 
 def _lit(value: Any) -> str:
+    if isinstance(value, datetime):  # a typed literal; DataFusion converts the zone to the column's
+        return f"timestamp '{value.isoformat()}'"
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     return repr(value)
