@@ -119,3 +119,33 @@ def test_date_filter_through_the_cli(run, photo_dir):
     assert res.exit_code == 0 and res.stdout == "" and "Traceback" not in res.output
     res = run("search", "x", "--where", "indexed_at>=soon")
     assert res.exit_code == 1 and "cannot read date 'soon' for indexed_at" in res.stderr
+
+
+# -- 3. folder filters mean the folder, however it is written ----------------------------------------
+def test_relative_and_home_folders_match_stored_absolute_paths(run, photo_dir, monkeypatch):
+    run("index", "-q", str(photo_dir))
+    deep = {str(photo_dir / "sub" / "deep" / "img6.jpg")}
+    monkeypatch.chdir(photo_dir.parent)
+    for folder in ["./photos/sub", "photos/sub/", "photos/sub/../sub"]:
+        res = run("search", "x", "--folder", folder, "--paths-only", "-k", "7")
+        assert res.exit_code == 0, res.output
+        assert set(res.stdout.splitlines()) == deep, folder
+    res = run("search", "x", "--folder", "~/sub", "--paths-only", "-k", "7", env={"HOME": str(photo_dir)})
+    assert set(res.stdout.splitlines()) == deep
+    res = run("search", "x", "--folder", "~", "--paths-only", "-k", "7", env={"HOME": str(photo_dir)})
+    assert len(res.stdout.splitlines()) == 7
+    res = run("search", "x", "--folder", "./photos/su", "--paths-only", "-k", "7")  # a prefix is not a folder
+    assert res.stdout == ""
+
+
+def test_the_engine_normalises_folders_for_every_caller(tmp_path, monkeypatch):
+    from mmsearch.query.parts import QueryOptions, QueryPart
+    from mmsearch.store import Library
+    from tests.test_query import engine, make_table, row, scene
+
+    rng = np.random.default_rng(1)
+    lib = Library(tmp_path / "lib")
+    make_table(lib, [row(str(tmp_path / d / f"{i}.jpg"), scene(rng, "beach")) for d in ("a", "ab") for i in range(3)])
+    monkeypatch.chdir(tmp_path)
+    answer = engine(lib).run([QueryPart("text", "beach")], QueryOptions(k=10, folder=" a/ "))
+    assert sorted(h.result.path for h in answer.hits) == [str(tmp_path / "a" / f"{i}.jpg") for i in range(3)]

@@ -7,6 +7,7 @@ never reaches the ranked lists whichever path answers.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -49,6 +50,14 @@ class Filters:
         return keep
 
 
+def normalise_folder(folder: str) -> str:
+    """A folder as the library stores paths: absolute, with ~ expanded, symlinks kept (the indexer
+    stores os.path.abspath of what it walked, so resolving links here would miss those rows).
+
+    The one place --folder (CLI), the Folder box (UI) and QueryOptions.folder (engine) are read."""
+    return os.path.abspath(os.path.expanduser(folder.strip()))
+
+
 def parse_condition(text: str) -> tuple[str, str, str]:
     m = _COND.match(text)
     if not m:
@@ -69,8 +78,8 @@ def build_filters(
 ) -> Filters:
     """Validate user filters against a table schema; every mistake names the value and the fix."""
     raw = [parse_condition(w) for w in where]
-    if folder:  # a folder and everything below it, never its namesake siblings (Pictures2)
-        raw.append(("path", "^", folder.rstrip("/") + "/"))
+    if folder and folder.strip():  # a folder and everything below it, never its namesake siblings (Pictures2)
+        raw.append(("path", "^", normalise_folder(folder).rstrip(os.sep) + os.sep))
     if after:
         raw.append(("date", ">=", after))
     if before:
