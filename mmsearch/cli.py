@@ -13,7 +13,7 @@ import click
 
 from mmsearch.cli_parts import PartsCommand, old_form_notes, weight_option, weighted_parts
 from mmsearch.errors import MMSearchError
-from mmsearch.settings import Settings
+from mmsearch.settings import BadSetting, Settings, load_settings
 
 _PART_OPTIONS = {"texts": "text", "images": "image", "audios": "audio", "composed": "composed"}
 
@@ -33,6 +33,43 @@ def _friendly(fn: Callable) -> Callable:
     return wrapper
 
 
+class _SettingError(click.ClickException):
+    exit_code = 2  # a usage error: the command never started
+
+
+class _EnvOption(click.Option):
+    """An option that may come from an MMSEARCH_* variable: a bad value from the environment is named
+    by its variable in one line (click would blame the flag, which the user never typed)."""
+
+    def process_value(self, ctx: click.Context, value: Any) -> Any:
+        try:
+            return super().process_value(ctx, value)
+        except click.BadParameter as exc:
+            from click.core import ParameterSource
+
+            if ctx.get_parameter_source(self.name) is not ParameterSource.ENVIRONMENT:  # type: ignore[arg-type]
+                raise
+            name = self.envvar if isinstance(self.envvar, str) else self.envvar[0]  # type: ignore[index]
+            raise _SettingError(f"{name}={os.environ.get(name, value)}: {exc.message}") from None
+
+
+def _env_option(*decls: str, **attrs: Any) -> Callable:
+    return click.option(*decls, cls=_EnvOption, **attrs)
+
+
+def _sources(ctx: click.Context) -> dict[str, str]:
+    """How to name each group option in a message: its variable if it came from the environment."""
+    from click.core import ParameterSource
+
+    out = {}
+    for p in ctx.command.params:
+        if isinstance(p, click.Option) and p.name:
+            env = p.envvar if isinstance(p.envvar, str) else None
+            came_from_env = ctx.get_parameter_source(p.name) is ParameterSource.ENVIRONMENT
+            out[p.name] = env if env and came_from_env else p.opts[0]
+    return out
+
+
 def _service(ctx: click.Context):
     from mmsearch.service import MMSearch
 
@@ -40,27 +77,27 @@ def _service(ctx: click.Context):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--data-dir", type=click.Path(path_type=Path), envvar="MMSEARCH_DATA_DIR",
+@_env_option("--data-dir", type=click.Path(path_type=Path), envvar="MMSEARCH_DATA_DIR",
               help="Library folder (default: your user data folder).")
-@click.option("--model", envvar="MMSEARCH_MODEL", help="open_clip model name, or a folder with open_clip_config.json.")
-@click.option("--pretrained", envvar="MMSEARCH_PRETRAINED", help="Pretrained tag, weights file, or 'random'.")
+@_env_option("--model", envvar="MMSEARCH_MODEL", help="open_clip model name, or a folder with open_clip_config.json.")
+@_env_option("--pretrained", envvar="MMSEARCH_PRETRAINED", help="Pretrained tag, weights file, or 'random'.")
 @click.option("--offline", is_flag=True, default=None, help="Never download; use local weights only.")
-@click.option("--device", envvar="MMSEARCH_DEVICE", help="cpu, cuda, mps or auto.")
-@click.option("--audio-model", envvar="MMSEARCH_AUDIO_MODEL",
+@_env_option("--device", envvar="MMSEARCH_DEVICE", help="cpu, cuda, mps or auto.")
+@_env_option("--audio-model", envvar="MMSEARCH_AUDIO_MODEL",
               help="CLAP model for sounds: laion/clap-htsat-unfused (default), laion/larger_clap_general, "
                    "laion/larger_clap_music_and_speech, or a folder with its files.")
-@click.option("--encoder", envvar="MMSEARCH_ENCODER", help="open-clip (default), bge-vl or jina-v4 (`mmsearch models`).")
-@click.option("--precision", envvar="MMSEARCH_PRECISION", type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+@_env_option("--encoder", envvar="MMSEARCH_ENCODER", help="open-clip (default), bge-vl or jina-v4 (`mmsearch models`).")
+@_env_option("--precision", envvar="MMSEARCH_PRECISION", type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
               help="auto: fp16/bf16 on a GPU, fp32 on a CPU.")
-@click.option("--backend", envvar="MMSEARCH_BACKEND", type=click.Choice(["torch", "onnx", "onnx-int8"]),
+@_env_option("--backend", envvar="MMSEARCH_BACKEND", type=click.Choice(["torch", "onnx", "onnx-int8"]),
               help="onnx / onnx-int8: the OpenCLIP image tower in ONNX Runtime on the CPU.")
-@click.option("--batch-size", envvar="MMSEARCH_BATCH_SIZE", type=click.IntRange(1, 1024), help="Images per model call.")
+@_env_option("--batch-size", envvar="MMSEARCH_BATCH_SIZE", type=click.IntRange(1, 1024), help="Images per model call.")
 @click.option("--trust-remote-code", is_flag=True, default=None,
               help="Let a model repository run its own Python code (needed by jinaai/jina-embeddings-v4). Off by default.")
-@click.option("--truncate-dim", envvar="MMSEARCH_TRUNCATE_DIM", type=int, help="Matryoshka models: keep this many dimensions.")
-@click.option("--text-model", envvar="MMSEARCH_TEXT_MODEL",
+@_env_option("--truncate-dim", envvar="MMSEARCH_TRUNCATE_DIM", type=int, help="Matryoshka models: keep this many dimensions.")
+@_env_option("--text-model", envvar="MMSEARCH_TEXT_MODEL",
               help="Also embed captions (photo.jpg.txt) with this text model, e.g. sentence-transformers/all-MiniLM-L6-v2.")
-@click.option("--extra-models", envvar="MMSEARCH_EXTRA_MODELS",
+@_env_option("--extra-models", envvar="MMSEARCH_EXTRA_MODELS",
               help="More models, each its own table, fused at search time: [ENCODER:]MODEL[@PRETRAINED],...")
 @click.pass_context
 def cli(ctx: click.Context, data_dir: Path | None, model: str | None, pretrained: str | None,
@@ -71,7 +108,10 @@ def cli(ctx: click.Context, data_dir: Path | None, model: str | None, pretrained
                  if v is not None}
     if offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
-    ctx.obj = {"settings": Settings(**overrides)}
+    try:
+        ctx.obj = {"settings": load_settings(overrides, _sources(ctx))}
+    except BadSetting as exc:
+        raise _SettingError(str(exc)) from None
 
 
 @cli.command()
@@ -223,7 +263,7 @@ def _emit(hits: list, plain: bool, paths_only: bool, explain: bool) -> None:
 
 @cli.command()
 @click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
-@click.option("--port", type=int, default=None)
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default 7860, MMSEARCH_PORT).")
 @click.option("--share", is_flag=True, help="Open a public Gradio share link (off by default).")
 @click.option("--auth", envvar="MMSEARCH_AUTH", help="user:password required for the UI and the API.")
 @click.pass_context

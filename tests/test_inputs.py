@@ -149,3 +149,35 @@ def test_the_engine_normalises_folders_for_every_caller(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     answer = engine(lib).run([QueryPart("text", "beach")], QueryOptions(k=10, folder=" a/ "))
     assert sorted(h.result.path for h in answer.hits) == [str(tmp_path / "a" / f"{i}.jpg") for i in range(3)]
+
+
+# -- 4. bad settings: one line naming the variable or flag, exit code 2 ------------------------------
+@pytest.mark.parametrize("env,flags,message", [
+    ({"MMSEARCH_WORKERS": "0"}, [], "MMSEARCH_WORKERS=0: a whole number from 1 to 64"),
+    ({"MMSEARCH_WORKERS": "lots"}, [], "MMSEARCH_WORKERS=lots: a whole number from 1 to 64"),
+    ({"MMSEARCH_OFFLINE": "maybe"}, [], "MMSEARCH_OFFLINE=maybe: true or false"),
+    ({"MMSEARCH_AUDIO_OVERLAP": "1"}, [], "MMSEARCH_AUDIO_OVERLAP=1: a number, at least 0.0 and less than 1.0"),
+    ({"MMSEARCH_PORT": "0"}, [], "MMSEARCH_PORT=0: a whole number from 1 to 65535"),
+    ({"MMSEARCH_TRUNCATE_DIM": "8"}, [], "MMSEARCH_TRUNCATE_DIM=8: a whole number, at least 32"),
+    ({"MMSEARCH_BATCH_SIZE": "0"}, [], "MMSEARCH_BATCH_SIZE=0: 0 is not in the range 1<=x<=1024"),
+    ({"MMSEARCH_PRECISION": "fp8"}, [], "MMSEARCH_PRECISION=fp8: 'fp8' is not one of"),
+    ({}, ["--truncate-dim", "8"], "--truncate-dim=8: a whole number, at least 32"),
+    ({}, ["--batch-size", "0"], "Invalid value for '--batch-size': 0 is not in the range 1<=x<=1024"),
+])
+def test_bad_settings_are_one_line_naming_the_variable_or_flag(tmp_path, env, flags, message):
+    res = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "lib"), *flags, "status"], env=env)
+    assert res.exit_code == 2, res.output
+    errors = [line for line in res.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0], res.stderr
+    assert "Traceback" not in res.output and "pydantic" not in res.output and res.exception is not None
+    assert isinstance(res.exception, SystemExit)
+
+
+def test_bad_settings_through_a_real_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "mmsearch", "status"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "MMSEARCH_WORKERS": "0", "MMSEARCH_DATA_DIR": str(tmp_path / "lib")})
+    assert out.returncode == 2 and out.stderr.strip() == "Error: MMSEARCH_WORKERS=0: a whole number from 1 to 64"
