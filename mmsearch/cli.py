@@ -30,6 +30,7 @@ def _friendly(fn: Callable) -> Callable:
                        err=True)
             sys.exit(130)
 
+    wrapper.translates_domain_errors = True  # type: ignore[attr-defined]  # checked for every verb by a test
     return wrapper
 
 

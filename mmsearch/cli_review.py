@@ -170,7 +170,7 @@ def export_queue(ctx: click.Context, out: Path, log: bool) -> None:
 def calibrate_cmd(ctx: click.Context, concept: str, labels: Path | None, kind: str | None,
                   min_precision: float | None, apply: bool) -> None:
     """Precision/recall of CONCEPT at each threshold on labelled examples, and the threshold to use."""
-    from mmsearch.workflows.moderation import Scanner, WatchList, calibrate, read_labels, watchlist_path
+    from mmsearch.workflows.moderation import Scanner, WatchList, calibrate, watchlist_path
     from mmsearch.workflows.review import ReviewQueue
 
     svc = _service(ctx)
@@ -178,7 +178,7 @@ def calibrate_cmd(ctx: click.Context, concept: str, labels: Path | None, kind: s
     path = watchlist_path(library)
     wl = WatchList.load(path)
     c = wl.get(concept)
-    labelled = read_labels(labels) if labels else ReviewQueue(library).labels(concept)
+    labelled = _read_labels(labels) if labels else ReviewQueue(library).labels(concept)
     cal = calibrate(Scanner(library, svc.encoders()), c, labelled, kind, min_precision)
     click.echo(f"{'threshold':>9}  {'precision':>9}  {'recall':>6}  {'f1':>6}  tp fp fn")
     for p in cal.points:
@@ -192,6 +192,41 @@ def calibrate_cmd(ctx: click.Context, concept: str, labels: Path | None, kind: s
         wl.put(c)
         wl.save(path)
         click.echo(f"saved {cal.kind} threshold {cal.best.threshold:.4f} for {concept}", err=True)
+
+
+def _read_labels(path: Path) -> dict[str, bool]:
+    """read_labels, with the ways a file can be unreadable said in one line that names it."""
+    import csv
+
+    from mmsearch.workflows.moderation import read_labels
+
+    fix = "write path,label rows (CSV with a header) or JSON lines with path and label"
+    try:
+        labelled = read_labels(path)
+    except UnicodeDecodeError:
+        raise click.ClickException(f"cannot read labels {path}: not a text file; {fix}") from None
+    except json.JSONDecodeError:
+        raise click.ClickException(f"cannot read labels {path}: line {_bad_json_line(path)} is not JSON; {fix}") from None
+    except csv.Error as exc:
+        raise click.ClickException(f"cannot read labels {path}: {exc}; {fix}") from None
+    except (AttributeError, TypeError):  # a JSON line that is a list or a number, not an object
+        raise click.ClickException(f"cannot read labels {path}: each JSON line must be an object; {fix}") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot read labels {path}: {exc.strerror or exc}") from None
+    if not labelled:
+        raise click.ClickException(f"no labels in {path}: {fix}")
+    return labelled
+
+
+def _bad_json_line(path: Path) -> int:
+    """read_labels parses line by line, so its error says line 1: find the real one."""
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            if line.strip():
+                json.loads(line)
+        except json.JSONDecodeError:
+            return n
+    return 1
 
 
 @moderate.command("dupes")

@@ -181,3 +181,72 @@ def test_bad_settings_through_a_real_process(tmp_path):
     out = subprocess.run([sys.executable, "-m", "mmsearch", "status"], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "MMSEARCH_WORKERS": "0", "MMSEARCH_DATA_DIR": str(tmp_path / "lib")})
     assert out.returncode == 2 and out.stderr.strip() == "Error: MMSEARCH_WORKERS=0: a whole number from 1 to 64"
+
+
+# -- 5. domain errors: every verb says one line --------------------------------------------------------
+def _leaves(group, prefix=()):
+    import click
+
+    for name, cmd in group.commands.items():
+        path = (*prefix, name)
+        if isinstance(cmd, click.Group):
+            if cmd.invoke_without_command:  # the group itself does work
+                yield path, cmd
+            yield from _leaves(cmd, path)
+        else:
+            yield path, cmd
+
+
+def test_every_verb_translates_domain_errors():
+    from mmsearch.errors import FusionError, MMSearchError
+    from mmsearch.query.fusion import FusionError as same
+
+    assert same is FusionError and issubclass(FusionError, MMSearchError) and issubclass(FusionError, ValueError)
+    verbs = dict(_leaves(cli))
+    assert len(verbs) >= 30  # the tree was walked, not an empty group
+    bare = [" ".join(path) for path, cmd in verbs.items() if not getattr(cmd.callback, "translates_domain_errors", False)]
+    assert bare == []
+
+
+@pytest.mark.parametrize("args", [
+    ["search", "x"], ["search", "--like", "a.jpg"], ["status"], ["bridge", "show"], ["moderate"],
+    ["moderate", "queue"], ["moderate", "watch", "list"], ["moderate", "dupes"], ["catalog", "list"],
+    ["catalog", "search", "shop", "shoe"], ["mood", "calm"], ["board", "list"], ["board", "show", "b"], ["ocr"],
+])
+def test_verbs_on_a_missing_library_say_one_line(tmp_path, args):
+    res = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "none"), "--offline", *args])
+    assert res.exit_code == 1, res.output
+    assert res.stderr.count("Error:") == 1 and "Traceback" not in res.output, res.stderr
+    assert isinstance(res.exception, SystemExit)
+
+
+def test_fusion_errors_reach_the_cli_as_one_line(run, photo_dir, monkeypatch):
+    """No CLI input reaches fuse() with bad arguments (the engine checks first), so make the engine skip
+    one check and let the real rrf() refuse k <= 0: the edge must still say one line."""
+    from mmsearch.query.parts import QueryOptions
+
+    run("index", "-q", str(photo_dir))
+    monkeypatch.setattr(QueryOptions, "validate", lambda self: None)
+    res = run("search", "x", "--rrf-k", "0")
+    assert res.exit_code == 1 and res.stderr.strip() == "Error: RRF k must be positive, got 0.0"
+
+
+LABEL_FILES = [
+    ("labels.csv", b"\xff\xfe\x00\x81 not text", "not a text file"),
+    ("labels.jsonl", b'{"path": "img0.jpg", "label": 1}\n{not json\n', "line 2 is not JSON"),
+    ("labels.jsonl", b"[1, 2]\n", "each JSON line must be an object"),
+    ("labels.csv", b"", "no labels in"),
+    ("labels.csv", b"path,label\nimg0.jpg,maybe\n", "need a path and a label"),
+]
+
+
+@pytest.mark.parametrize("name,content,message", LABEL_FILES)
+def test_unreadable_label_files_are_one_line(run, photo_dir, tmp_path, name, content, message):
+    run("index", "-q", str(photo_dir))
+    assert run("moderate", "watch", "add", "known", "--example", str(photo_dir / "img0.jpg")).exit_code == 0
+    labels = tmp_path / name
+    labels.write_bytes(content)
+    res = run("moderate", "calibrate", "known", "--labels", str(labels))
+    assert res.exit_code == 1, res.output
+    assert res.stderr.count("Error:") == 1 and message in res.stderr and "Traceback" not in res.output
+    assert name in res.stderr
