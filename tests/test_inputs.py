@@ -250,3 +250,32 @@ def test_unreadable_label_files_are_one_line(run, photo_dir, tmp_path, name, con
     assert res.exit_code == 1, res.output
     assert res.stderr.count("Error:") == 1 and message in res.stderr and "Traceback" not in res.output
     assert name in res.stderr
+
+
+# -- the cli package: no heavy imports for --help, no import circles ----------------------------------
+HEAVY = ("torch", "lancedb", "gradio", "open_clip", "transformers", "pydantic", "pydantic_settings", "numpy",
+         "pyarrow", "PIL", "tqdm")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["search", "--help"], ["index", "--help"], ["moderate", "--help"]])
+def test_help_imports_nothing_heavy(args):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom mmsearch.cli import cli\ntry:\n    cli(%r, prog_name='mmsearch')\nexcept SystemExit:\n"
+            "    pass\nprint(sorted({m.split('.')[0] for m in sys.modules} & set(%r)), file=sys.stderr)" % (args, HEAVY))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "Usage: mmsearch" in out.stdout, out.stderr
+    assert out.stderr.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["common", "parts", "root", "index", "search", "serve", "status", "models",
+                                    "evaluate", "catalogs", "moderate", "mood"])
+def test_each_cli_module_imports_on_its_own(module):
+    """Imported first and alone, each module must load: an import circle fails in some order."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", f"import mmsearch.cli.{module}"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr

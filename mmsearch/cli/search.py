@@ -1,0 +1,95 @@
+"""`mmsearch search`: text, images and sounds in one query, fused into one ranked list."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from mmsearch.cli.common import TARGETS, emit_hits, friendly, hand_off, service
+from mmsearch.cli.parts import PartsCommand, old_form_notes, weight_option, weighted_parts
+
+_PART_OPTIONS = {"texts": "text", "images": "image", "audios": "audio", "composed": "composed"}
+
+
+@click.command(cls=PartsCommand)
+@click.argument("query", required=False)
+@click.option("--text", "texts", multiple=True, help="A text part, taken as written. Repeatable.")
+@click.option("--image", "images", multiple=True, help="An image part (a file). Repeatable.")
+@click.option("--audio", "audios", multiple=True, help="A sound part (a file). Repeatable.")
+@click.option("--composed", "composed", multiple=True,
+              help="An image with an instruction, IMAGE::TEXT (e.g. dress.jpg::but in red); needs bge-vl.")
+@weight_option
+@click.option("--like", "like", help="More like this indexed file.")
+@click.option("--target", type=click.Choice(["images", "audio", "all"]), default="all", show_default=True,
+              help="Which tables to search.")
+@click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=None, help="Number of results.")
+@click.option("--where", multiple=True, help="Filter COLUMN OP VALUE, e.g. width>=1000, format=PNG, tags~beach.")
+@click.option("--folder", help="Only files under this folder.")
+@click.option("--type", "types", multiple=True, help="Only these file types (jpg, png, wav ...). Repeatable.")
+@click.option("--after", help="Modified on or after this date (YYYY-MM-DD).")
+@click.option("--before", help="Modified before this date (YYYY-MM-DD).")
+@click.option("--fusion", type=click.Choice(["rrf", "weighted"]), default="rrf", show_default=True)
+@click.option("--rrf-k", type=float, default=60.0, show_default=True)
+@click.option("--norm", type=click.Choice(["minmax", "zscore"]), default="minmax", show_default=True,
+              help="Score normalisation for --fusion weighted.")
+@click.option("--hybrid/--no-hybrid", default=True, show_default=True, help="Fuse keyword (BM25) matches.")
+@click.option("--rerank/--no-rerank", default=True, show_default=True, help="Rescore the shortlist exactly.")
+@click.option("--shortlist", type=click.IntRange(1, 5000), default=100, show_default=True)
+@click.option("--mmr", type=click.FloatRange(0, 1), default=None, help="Diversify: 1 = relevance only, lower = more varied.")
+@click.option("--min-score", type=float, default=None, help="Cut results whose best similarity is lower.")
+@click.option("--explain", is_flag=True, help="Show which query parts and tables matched each result.")
+@click.option("--plain", is_flag=True, help="A readable table instead of JSON lines.")
+@click.option("--paths-only", is_flag=True, help="One path per line.")
+@click.option("--export", "export_to", type=click.Path(path_type=Path),
+              help="Also write the results to this .csv or .jsonl file (rank, score, matched parts, metadata).")
+@click.option("--copy-to", type=click.Path(path_type=Path), help="Also copy the result files into this folder.")
+@click.pass_context
+@friendly
+def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images: tuple[str, ...],
+           audios: tuple[str, ...], like: str | None, target: str, k: int | None, explain: bool, plain: bool,
+           paths_only: bool, composed: tuple[str, ...] = (), weights: tuple[float, ...] = (),
+           export_to: Path | None = None, copy_to: Path | None = None, **opts) -> None:
+    """Search by text, images and sounds at once; parts are fused into one ranked list.
+
+    QUERY and every part are taken as written ("12:30 meeting" is text). To weigh a part, follow it
+    with --weight W; a negative weight pushes its matches down.
+
+    \b
+    mmsearch search "dog on a beach"
+    mmsearch search --text beach --image photo.jpg --text people --weight -1
+    mmsearch search "storm" --target images --where width>=1000 --after 2024-01-01
+    """
+    from mmsearch.query.parts import QueryOptions, composed_from_cli, part_from_cli
+
+    svc = service(ctx)
+    k = svc.settings.default_k if k is None else k
+    raw = [("text", query, 1.0)] if query else []
+    given = weighted_parts(ctx, _PART_OPTIONS, weights, dict(texts=texts, images=images, audios=audios,
+                                                              composed=composed))
+    for note in old_form_notes(given):
+        click.echo(note, err=True)
+    raw += given
+    if like:
+        if raw or weights:
+            raise click.UsageError("--like stands alone; to mix it with other parts, pass the file as --image")
+        found = svc.more_like_this(os.path.abspath(like), k)
+        emit_hits([(h, None) for h in found], plain, paths_only, explain)
+        hand_off(found, export_to, copy_to)
+        return
+    if not raw:
+        raise click.UsageError("give a text QUERY or at least one --text, --image, --audio or --like")
+    parts = [composed_from_cli(value, weight) if kind == "composed" else part_from_cli(kind, value, weight)
+             for kind, value, weight in raw]  # type: ignore[arg-type]
+    targets = TARGETS[target]
+    options = QueryOptions(k=k, targets=targets, method=opts["fusion"], rrf_k=opts["rrf_k"], norm=opts["norm"],
+                           hybrid=opts["hybrid"], rerank=opts["rerank"], shortlist=opts["shortlist"],
+                           mmr=opts["mmr"], min_score=opts["min_score"], where=list(opts["where"]),
+                           folder=opts["folder"], types=list(opts["types"]), after=opts["after"],
+                           before=opts["before"])
+    answer = svc.query(parts, options)
+    for note in answer.notes:
+        click.echo(note, err=True)
+    emit_hits([(h.result, h) for h in answer.hits], plain, paths_only, explain)
+    hand_off(answer.hits, export_to, copy_to)
