@@ -54,3 +54,8 @@ class BridgeMismatch(MMSearchError):
 
 class MissingExtra(MMSearchError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class FusionError(MMSearchError, ValueError):
+    """Ranked lists that cannot be fused (bad k, no positive weight, unknown method). A ValueError too,
+    for callers that validate arguments that way."""

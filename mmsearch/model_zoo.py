@@ -191,7 +191,7 @@ def _pull_open_clip(entry: ZooEntry, cache_dir: str | None) -> list[Path]:
 
 def table(models_dir: Path, include_all: bool = False, cache_dir: str | None = None) -> list[dict]:
     """The zoo, then model folders copied in by hand (and with include_all every open_clip pretrained pair)."""
-    from mmsearch.catalog import known_models
+    from mmsearch.model_list import known_models
 
     from mmsearch.encoders.registry import encoder_class
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Mapping, get_args, get_origin
 
 from platformdirs import user_data_path
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mmsearch.errors import MMSearchError
+
+ENV_PREFIX = "MMSEARCH_"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_LIBRARY = PROJECT_ROOT / "assets" / "samples"
@@ -22,7 +26,7 @@ def _default_models_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MMSEARCH_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     data_dir: Path = Field(default_factory=lambda: user_data_path("mmsearch") / "library")
     models_dir: Path = Field(default_factory=_default_models_dir)
@@ -37,7 +41,7 @@ class Settings(BaseSettings):
     ann_threshold: int = Field(default=150_000, ge=1)
     max_image_pixels: int = Field(default=178_956_970, ge=1)  # 2x Pillow's default bomb limit
     host: str = "127.0.0.1"
-    port: int = 7860
+    port: int = Field(default=7860, ge=1, le=65535)
     default_k: int = Field(default=12, ge=1, le=1000)
     auth: str | None = None  # "user:password" protects the UI and the API
     # The web server's reach (see mmsearch/server/policy.py). Folders, separated by os.pathsep, that the web app
@@ -86,3 +90,47 @@ class Settings(BaseSettings):
     @property
     def is_offline(self) -> bool:
         return self.offline or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+
+
+class BadSetting(MMSearchError):
+    """A setting from the environment or a flag is out of range or of the wrong kind."""
+
+
+def load_settings(overrides: Mapping[str, Any], flags: Mapping[str, str]) -> Settings:
+    """Settings from flags (overrides, by field name) over MMSEARCH_* variables; a bad value becomes
+    one line per setting naming the flag or variable, the value and what is allowed."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise BadSetting("; ".join(_describe(err, overrides, flags) for err in exc.errors())) from None
+
+
+def _describe(err: Any, overrides: Mapping[str, Any], flags: Mapping[str, str]) -> str:
+    name = str(err["loc"][0]) if err.get("loc") else ""
+    source = flags.get(name, f"--{name.replace('_', '-')}") if name in overrides else ENV_PREFIX + name.upper()
+    value = err.get("input")
+    return f"{source}={value}: {allowed(name) or err.get('msg', 'invalid')}"
+
+
+def allowed(name: str) -> str:
+    """What a setting accepts, from its declaration: 'a whole number from 1 to 64', 'one of ...'."""
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return ""
+    kind = field.annotation
+    options = [a for a in get_args(kind) if a is not type(None)] if get_origin(kind) is not Literal else []
+    if get_origin(kind) is Literal:
+        return "one of " + ", ".join(map(str, get_args(kind)))
+    if kind is bool:
+        return "true or false (also 1/0, yes/no)"
+    base = kind if kind in (int, float) else next((a for a in options if a in (int, float)), None)
+    if base is None:
+        return ""
+    noun = "a whole number" if base is int else "a number"
+    b = {type(m).__name__: getattr(m, type(m).__name__.lower()) for m in field.metadata
+         if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")}
+    if "Ge" in b and "Le" in b:
+        return f"{noun} from {b['Ge']} to {b['Le']}"
+    words = {"Ge": "at least", "Gt": "more than", "Le": "at most", "Lt": "less than"}
+    said = [f"{words[k]} {b[k]}" for k in ("Ge", "Gt", "Le", "Lt") if k in b]
+    return f"{noun}, {' and '.join(said)}" if said else noun

@@ -72,7 +72,7 @@ def test_errors_are_one_clear_line_not_a_traceback(run, photo_dir, settings):
     assert res.exit_code == 2 and "give a text QUERY" in res.stderr
     res = run("search", "x", "--where", "colour=red")
     assert res.exit_code == 1 and "unknown filter column 'colour'" in res.stderr
-    res = run("search", "--text", "0:x")
+    res = run("search", "--text", "x", "--weight", "0")
     assert res.exit_code == 1 and "weight 0" in res.stderr
     res = run("search", "--image", "/no/such.jpg")
     assert res.exit_code == 1 and "does not exist" in res.stderr
@@ -114,7 +114,8 @@ def test_python_dash_m_entry_point(settings, photo_dir):
 
 def test_multi_part_query_with_filters_and_explanations(run, photo_dir):
     run("index", "-q", str(photo_dir))
-    res = run("search", "--text", "2:sunset", "--image", str(photo_dir / "img1.png"), "--text", "-1:people",
+    res = run("search", "--text", "sunset", "-w", "2", "--image", str(photo_dir / "img1.png"), "--text", "people",
+              "--weight", "-1",
               "--where", "format=PNG", "-k", "5")
     hits = [json.loads(line) for line in res.stdout.splitlines()]
     assert [h["path"] for h in hits] == [str(photo_dir / "img1.png")]  # the only PNG

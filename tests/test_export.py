@@ -20,7 +20,7 @@ def test_search_exports_csv_and_jsonl_and_copies_files(settings, photo_dir, tmp_
     run = lambda *a: runner.invoke(cli, base + list(a), catch_exceptions=False,  # noqa: E731
                                    env={"MMSEARCH_MODELS_DIR": str(settings.models_dir)})
     run("index", "-q", str(photo_dir))
-    res = run("search", "--text", "beach", "--text", "-1:people", "-k", "3", "--export", str(tmp_path / "r.csv"),
+    res = run("search", "--text", "beach", "--text", "people", "--weight", "-1", "-k", "3", "--export", str(tmp_path / "r.csv"),
               "--copy-to", str(tmp_path / "handoff"))
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))

@@ -89,6 +89,7 @@ def test_same_ranked_list_from_every_surface(page, settings: Settings, library, 
         cli_server, used_torch = _cli(settings, "astronaut", server=True)
 
         page.goto(url)
+        page.set_default_timeout(60_000)  # a loaded 2-core machine renders slowly
         k_box = page.locator("#mms-k input[type=number]")
         k_box.fill(str(K))
         k_box.press("Enter")

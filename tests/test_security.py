@@ -136,6 +136,7 @@ def test_index_tab_refuses_outside_folders_in_the_browser(page, settings: Settin
     settings = settings.model_copy(update={"index_roots": str(mixed_folder / "sub")})
     with served(settings) as url:
         page.goto(url)
+        page.set_default_timeout(60_000)  # a loaded 2-core machine renders slowly
         page.get_by_role("tab", name="Index").click()
         page.locator("#mms-folder textarea, #mms-folder input").first.fill(str(mixed_folder))
         page.locator("#mms-index").click()

@@ -7,9 +7,10 @@ never reaches the ranked lists whichever path answers.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 import numpy as np
@@ -21,6 +22,7 @@ from mmsearch.errors import BadQuery
 OPS = ("!=", ">=", "<=", "=", ">", "<", "~", "^")
 _COND = re.compile(r"^\s*([A-Za-z_][\w .-]*?)\s*(!=|>=|<=|=|>|<|~|\^)\s*(.*?)\s*$")
 _EXT_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "jpe": "JPEG", "tif": "TIFF", "heic": "HEIF", "oga": "OGG"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 DATE_COLUMN = "mtime_ns"  # "date" in filters means the file's modification time
 
 
@@ -48,6 +50,14 @@ class Filters:
         return keep
 
 
+def normalise_folder(folder: str) -> str:
+    """A folder as the library stores paths: absolute, with ~ expanded, symlinks kept (the indexer
+    stores os.path.abspath of what it walked, so resolving links here would miss those rows).
+
+    The one place --folder (CLI), the Folder box (UI) and QueryOptions.folder (engine) are read."""
+    return os.path.abspath(os.path.expanduser(folder.strip()))
+
+
 def parse_condition(text: str) -> tuple[str, str, str]:
     m = _COND.match(text)
     if not m:
@@ -68,8 +78,8 @@ def build_filters(
 ) -> Filters:
     """Validate user filters against a table schema; every mistake names the value and the fix."""
     raw = [parse_condition(w) for w in where]
-    if folder:  # a folder and everything below it, never its namesake siblings (Pictures2)
-        raw.append(("path", "^", folder.rstrip("/") + "/"))
+    if folder and folder.strip():  # a folder and everything below it, never its namesake siblings (Pictures2)
+        raw.append(("path", "^", normalise_folder(folder).rstrip(os.sep) + os.sep))
     if after:
         raw.append(("date", ">=", after))
     if before:
@@ -97,8 +107,8 @@ def _typed(schema: pa.Schema, column: str, op: str, value: str) -> Condition:
         if not pa.types.is_string(typ):
             raise BadQuery(f"{column} is not text: use = != > >= < <= with a number")
         return Condition(column, op, value)
-    if pa.types.is_timestamp(typ):
-        return Condition(column, op, _date_ns(value, column))
+    if pa.types.is_timestamp(typ):  # compared as a moment in time, never as a bare integer
+        return Condition(column, op, _moment(value, column))
     if pa.types.is_integer(typ) or pa.types.is_floating(typ):
         try:
             num: Any = int(value) if pa.types.is_integer(typ) else float(value)
@@ -109,14 +119,19 @@ def _typed(schema: pa.Schema, column: str, op: str, value: str) -> Condition:
     return Condition(column, op, value)
 
 
-def _date_ns(value: str, column: str) -> int:
+def _moment(value: str, column: str) -> datetime:
+    """A date or date-time; without a zone it is UTC, as stored."""
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise BadQuery(f"cannot read date {value!r} for {column}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return int(parsed.timestamp() * 1_000_000_000)
+    return parsed.astimezone(timezone.utc)
+
+
+def _date_ns(value: str, column: str) -> int:
+    return (_moment(value, column) - _EPOCH) // timedelta(microseconds=1) * 1000  # exact, no float rounding
 
 
 def _check_contradictions(conditions: list[Condition]) -> None:
@@ -138,6 +153,8 @@ def _check_contradictions(conditions: list[Condition]) -> None:
 
 
 def _show(value: Any, column: str) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
     if column == DATE_COLUMN:
         return datetime.fromtimestamp(value / 1e9, timezone.utc).isoformat()
     return str(value)
@@ -148,6 +165,8 @@ def _ident(column: str) -> str:
 
 
 def _lit(value: Any) -> str:
+    if isinstance(value, datetime):  # a typed literal; DataFusion converts the zone to the column's
+        return f"timestamp '{value.isoformat()}'"
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     return repr(value)

@@ -20,14 +20,12 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from mmsearch.errors import FusionError  # noqa: F401 - raised here, importable from here as before
+
 Method = Literal["rrf", "weighted"]
 Norm = Literal["minmax", "zscore"]
 METHODS = ("rrf", "weighted")
 NORMS = ("minmax", "zscore")
-
-
-class FusionError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -50,21 +50,33 @@ class QueryPart:
 
 
 def parse_weighted(raw: str) -> tuple[float, str]:
-    """'2:beach' -> (2.0, 'beach'); '-1:people' -> (-1.0, 'people'); 'beach' -> (1.0, 'beach')."""
+    """'2:beach' -> (2.0, 'beach'); '-1:people' -> (-1.0, 'people'); 'beach' -> (1.0, 'beach').
+
+    Only for closed vocabularies (mood names), where no name holds a colon. Free text and paths are
+    never parsed this way: "12:30 meeting" and "16:9 wallpaper" are text; weights come from --weight.
+    """
     m = _WEIGHTED.match(raw)
     if not m:
         return 1.0, raw
     return float(m.group(1)), m.group(2)
 
 
-def part_from_cli(kind: PartKind, raw: str) -> QueryPart:
-    weight, value = parse_weighted(raw)
+def part_from_cli(kind: PartKind, value: str, weight: float = 1.0) -> QueryPart:
+    """A part from a command-line value, taken as written (a WEIGHT: prefix is part of the text or path)."""
     if kind != "text":
         path = Path(value).expanduser()
         if not path.is_file():
-            raise BadQuery(f"{kind} query file {value!r} does not exist")
+            raise BadQuery(f"{kind} query file {value!r} does not exist{_weight_hint(kind, value)}")
         value = str(path)
     return QueryPart(kind, value, weight)
+
+
+def _weight_hint(kind: str, value: str) -> str:
+    """The old WEIGHT:PATH form, when the rest names a file: say how weights are given now."""
+    weight, rest = parse_weighted(value)
+    if rest == value or not Path(rest).expanduser().is_file():
+        return ""
+    return f"; to weight a part, write --{kind} {rest} --weight {weight:g}"
 
 
 @dataclass
@@ -112,10 +124,9 @@ def _check_composed(value: Any) -> None:
         raise EmptyQuery("a composed query needs an instruction, e.g. 'the same dress but in red'")
 
 
-def composed_from_cli(raw: str) -> QueryPart:
-    """'[WEIGHT:]PATH::INSTRUCTION' -> a composed part (BGE-VL: this image, changed as the text says)."""
-    weight, value = parse_weighted(raw)
-    path, sep, text = value.partition("::")
+def composed_from_cli(raw: str, weight: float = 1.0) -> QueryPart:
+    """'PATH::INSTRUCTION' -> a composed part (BGE-VL: this image, changed as the text says)."""
+    path, sep, text = raw.partition("::")
     if not sep:
         raise BadQuery(f"write a composed part as IMAGE::INSTRUCTION (e.g. dress.jpg::but in red), got {raw!r}")
     if not Path(path).expanduser().is_file():

@@ -21,6 +21,7 @@ VERSION_TTL_S = 0.5
 META_COLUMNS = [
     "path", "folder", "name", "hash", "size", "mtime_ns", "format", "width", "height",
     "duration_s", "offset_s", "sample_rate", "channels", "text", "tags",
+    "indexed_at",  # filterable (--where indexed_at>=...), so the exact search's in-memory copy holds it too
 ]
 
 

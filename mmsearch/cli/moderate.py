@@ -11,8 +11,7 @@ from typing import Any
 
 import click
 
-from mmsearch.cli import _friendly, _service
-from mmsearch.cli_workflows import emit_records, hand_off
+from mmsearch.cli.common import emit_records, friendly, hand_off, service
 
 
 def _who() -> str:
@@ -46,11 +45,11 @@ def scan_if_watching(svc: Any) -> str | None:
 
 @click.group(invoke_without_command=True)
 @click.pass_context
-@_friendly
+@friendly
 def moderate(ctx: click.Context) -> None:
     """Moderation: without a subcommand, scan the library with the watch-list into the review queue."""
     if ctx.invoked_subcommand is None:
-        click.echo(scan_library(_service(ctx)), err=True)
+        click.echo(scan_library(service(ctx)), err=True)
 
 
 @moderate.group("watch")
@@ -67,13 +66,13 @@ def watch() -> None:
 @click.option("--example-threshold", type=click.FloatRange(-1, 1), default=None,
               help="Cosine for the examples (0.85).")
 @click.pass_context
-@_friendly
+@friendly
 def watch_add(ctx: click.Context, name: str, texts: tuple[str, ...], examples: tuple[str, ...],
               threshold: float | None, example_threshold: float | None) -> None:
     """Add or replace concept NAME."""
     from mmsearch.workflows.moderation import Concept, WatchList, watchlist_path
 
-    path = watchlist_path(_service(ctx).library(create=True))
+    path = watchlist_path(service(ctx).library(create=True))
     wl = WatchList.load(path)
     concept = Concept(name, list(texts), [str(Path(e).resolve()) for e in examples])
     if threshold is not None:
@@ -87,24 +86,24 @@ def watch_add(ctx: click.Context, name: str, texts: tuple[str, ...], examples: t
 
 @watch.command("list")
 @click.pass_context
-@_friendly
+@friendly
 def watch_list(ctx: click.Context) -> None:
     from dataclasses import asdict
 
     from mmsearch.workflows.moderation import WatchList, watchlist_path
 
-    for c in WatchList.load(watchlist_path(_service(ctx).library())).concepts:
+    for c in WatchList.load(watchlist_path(service(ctx).library())).concepts:
         click.echo(json.dumps(asdict(c)))
 
 
 @watch.command("remove")
 @click.argument("name")
 @click.pass_context
-@_friendly
+@friendly
 def watch_remove(ctx: click.Context, name: str) -> None:
     from mmsearch.workflows.moderation import WatchList, watchlist_path
 
-    path = watchlist_path(_service(ctx).library())
+    path = watchlist_path(service(ctx).library())
     wl = WatchList.load(path)
     wl.remove(name)
     wl.save(path)
@@ -115,12 +114,12 @@ def watch_remove(ctx: click.Context, name: str) -> None:
 @click.option("--concept")
 @click.option("--plain", is_flag=True)
 @click.pass_context
-@_friendly
+@friendly
 def queue(ctx: click.Context, status: str | None, concept: str | None, plain: bool) -> None:
     """The review queue, pending first, highest score first."""
     from mmsearch.workflows.review import ReviewQueue
 
-    items = ReviewQueue(_service(ctx).library()).items(status, concept)
+    items = ReviewQueue(service(ctx).library()).items(status, concept)
     emit_records([i.record() for i in items], plain, ["id", "status", "concept", "score", "path"])
 
 
@@ -132,14 +131,14 @@ def queue(ctx: click.Context, status: str | None, concept: str | None, plain: bo
 @click.option("--by", "who", default=_who, show_default="your user name", help="Who decides (stored).")
 @click.option("--note", default="")
 @click.pass_context
-@_friendly
+@friendly
 def decide(ctx: click.Context, ids: tuple[str, ...], decision: str | None, who: str, note: str) -> None:
     """Decide on queued items by id."""
     from mmsearch.workflows.review import ReviewQueue
 
     if not decision:
         raise click.UsageError("say --approve, --reject or --escalate")
-    for item in ReviewQueue(_service(ctx).library()).decide(list(ids), decision, who, note):
+    for item in ReviewQueue(service(ctx).library()).decide(list(ids), decision, who, note):
         click.echo(json.dumps(item.record()))
 
 
@@ -147,13 +146,13 @@ def decide(ctx: click.Context, ids: tuple[str, ...], decision: str | None, who: 
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--log", "log", is_flag=True, help="The decision log (audit trail) instead of the queue.")
 @click.pass_context
-@_friendly
+@friendly
 def export_queue(ctx: click.Context, out: Path, log: bool) -> None:
     """Write the queue (or the decision log) to OUT, a .csv or .jsonl file, for audit."""
     from mmsearch.workflows.export import export
     from mmsearch.workflows.review import ReviewQueue
 
-    q = ReviewQueue(_service(ctx).library())
+    q = ReviewQueue(service(ctx).library())
     rows = q.history() if log else [i.record() for i in q.items()]
     click.echo(f"wrote {len(rows)} rows to {export(rows, out)}", err=True)
 
@@ -166,19 +165,19 @@ def export_queue(ctx: click.Context, out: Path, log: bool) -> None:
 @click.option("--min-precision", type=click.FloatRange(0, 1), help="Best recall at this precision, not best F1.")
 @click.option("--apply", is_flag=True, help="Save the suggested threshold in the watch-list.")
 @click.pass_context
-@_friendly
+@friendly
 def calibrate_cmd(ctx: click.Context, concept: str, labels: Path | None, kind: str | None,
                   min_precision: float | None, apply: bool) -> None:
     """Precision/recall of CONCEPT at each threshold on labelled examples, and the threshold to use."""
-    from mmsearch.workflows.moderation import Scanner, WatchList, calibrate_spaces, read_labels, watchlist_path
+    from mmsearch.workflows.moderation import Scanner, WatchList, calibrate_spaces, watchlist_path
     from mmsearch.workflows.review import ReviewQueue
 
-    svc = _service(ctx)
+    svc = service(ctx)
     library = svc.library()
     path = watchlist_path(library)
     wl = WatchList.load(path)
     c = wl.get(concept)
-    labelled = read_labels(labels) if labels else ReviewQueue(library).labels(concept)
+    labelled = _read_labels(labels) if labels else ReviewQueue(library).labels(concept)
     # One threshold per embedding space: each model's cosines are measured and stored on their own.
     cals = calibrate_spaces(Scanner(library, svc.encoders()), c, labelled, kind, min_precision)
     for cal in cals:
@@ -197,17 +196,52 @@ def calibrate_cmd(ctx: click.Context, concept: str, labels: Path | None, kind: s
                        err=True)
 
 
+def _read_labels(path: Path) -> dict[str, bool]:
+    """read_labels, with the ways a file can be unreadable said in one line that names it."""
+    import csv
+
+    from mmsearch.workflows.moderation import read_labels
+
+    fix = "write path,label rows (CSV with a header) or JSON lines with path and label"
+    try:
+        labelled = read_labels(path)
+    except UnicodeDecodeError:
+        raise click.ClickException(f"cannot read labels {path}: not a text file; {fix}") from None
+    except json.JSONDecodeError:
+        raise click.ClickException(f"cannot read labels {path}: line {_bad_json_line(path)} is not JSON; {fix}") from None
+    except csv.Error as exc:
+        raise click.ClickException(f"cannot read labels {path}: {exc}; {fix}") from None
+    except (AttributeError, TypeError):  # a JSON line that is a list or a number, not an object
+        raise click.ClickException(f"cannot read labels {path}: each JSON line must be an object; {fix}") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot read labels {path}: {exc.strerror or exc}") from None
+    if not labelled:
+        raise click.ClickException(f"no labels in {path}: {fix}")
+    return labelled
+
+
+def _bad_json_line(path: Path) -> int:
+    """read_labels parses line by line, so its error says line 1: find the real one."""
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            if line.strip():
+                json.loads(line)
+        except json.JSONDecodeError:
+            return n
+    return 1
+
+
 @moderate.command("dupes")
 @click.option("--cut", type=click.IntRange(0, 64), default=10, show_default=True,
               help="Most differing bits (of 64) for two images to count as copies.")
 @click.option("--plain", is_flag=True)
 @click.pass_context
-@_friendly
+@friendly
 def dupes(ctx: click.Context, cut: int, plain: bool) -> None:
     """Clusters of near-identical images (re-encodes, resizes, crops, colour edits), by perceptual hash."""
     from mmsearch.workflows.dupes import clusters, hash_index
 
-    index = hash_index(_service(ctx))
+    index = hash_index(service(ctx))
     groups = clusters(index, cut)
     click.echo(f"{len(index.paths)} images ({index.hashed} hashed now, {index.seconds:.1f}s): "
                f"{len(groups)} cluster(s) at cut {cut}", err=True)
@@ -227,13 +261,13 @@ def dupes(ctx: click.Context, cut: int, plain: bool) -> None:
 @click.option("--plain", is_flag=True)
 @click.option("--export", "export_to", type=click.Path(path_type=Path))
 @click.pass_context
-@_friendly
+@friendly
 def copies(ctx: click.Context, image: str, cut: int, similarity: float | None, to_queue: bool, plain: bool,
            export_to: Path | None) -> None:
     """All copies of a known-bad IMAGE in the library."""
     from mmsearch.workflows.dupes import find_copies, hash_index
 
-    svc = _service(ctx)
+    svc = service(ctx)
     found = find_copies(svc, hash_index(svc), image, cut, similarity)
     emit_records([c.record() for c in found], plain, ["method", "distance", "similarity", "path"])
     hand_off(found, export_to, None)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from mmsearch.cli import _emit, _friendly, _service
-from mmsearch.cli_workflows import emit_records, hand_off
+from mmsearch.cli.common import TARGETS, emit_hits, emit_records, friendly, hand_off, service
+from mmsearch.cli.parts import PartsCommand, weight_option, weighted_parts
 
 
 def _moods(raw: tuple[str, ...]) -> list[tuple[str, float]]:
@@ -20,12 +20,13 @@ def _moods(raw: tuple[str, ...]) -> list[tuple[str, float]]:
 def _options(k: int, target: str):
     from mmsearch.query.parts import QueryOptions
 
-    return QueryOptions(k=k, targets={"images": ("image",), "audio": ("audio",)}.get(target, ("image", "audio")))
+    return QueryOptions(k=k, targets=TARGETS[target])
 
 
-@click.command()
+@click.command(cls=PartsCommand)
 @click.argument("moods", nargs=-1)
-@click.option("--like", "likes", multiple=True, help="An example file (image or sound), optionally WEIGHT:PATH.")
+@click.option("--like", "likes", multiple=True, help="An example file (image or sound). Repeatable.")
+@weight_option
 @click.option("--target", type=click.Choice(["images", "audio", "all"]), default="all", show_default=True)
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=12, show_default=True)
 @click.option("--list", "list_moods", is_flag=True, help="The mood vocabulary and each mood's prompts.")
@@ -34,14 +35,19 @@ def _options(k: int, target: str):
 @click.option("--export", "export_to", type=click.Path(path_type=Path), help="Also write a .csv or .jsonl file.")
 @click.option("--copy-to", type=click.Path(path_type=Path), help="Also copy the result files into this folder.")
 @click.pass_context
-@_friendly
-def mood(ctx: click.Context, moods: tuple[str, ...], likes: tuple[str, ...], target: str, k: int,
-         list_moods: bool, pin: str | None, plain: bool, export_to: Path | None, copy_to: Path | None) -> None:
+@friendly
+def mood(ctx: click.Context, moods: tuple[str, ...], likes: tuple[str, ...], weights: tuple[float, ...],
+         target: str, k: int, list_moods: bool, pin: str | None, plain: bool, export_to: Path | None,
+         copy_to: Path | None) -> None:
     """Search images and sounds by mood ("melancholic", "2:calm morning"), optionally with examples.
+
+    Mood names come from a fixed list (--list) with no colon in any name, so WEIGHT:MOOD is unambiguous.
+    An example file is taken as written; weigh it with --weight W right after its --like.
 
     \b
     mmsearch mood tense
     mmsearch mood calm --like a.jpg --like b.jpg --like c.wav     # more like these, but calmer
+    mmsearch mood calm --like a.jpg --weight 2
     """
     from mmsearch.query.parts import part_from_cli
     from mmsearch.workflows.boards import Boards, modality_of
@@ -53,14 +59,14 @@ def mood(ctx: click.Context, moods: tuple[str, ...], likes: tuple[str, ...], tar
         return
     if not moods and not likes:
         raise click.UsageError("name at least one mood (see --list) or give --like examples")
-    svc = _service(ctx)
+    svc = service(ctx)
     examples = []
-    for raw in likes:
-        part = part_from_cli("image", raw)
-        examples.append(part_from_cli("audio", raw) if modality_of(part.value) == "audio" else part)
+    for _, raw, weight in weighted_parts(ctx, {"likes": "image"}, weights, {"likes": likes}):
+        part = part_from_cli("image", raw, weight)
+        examples.append(part_from_cli("audio", raw, weight) if modality_of(part.value) == "audio" else part)
     search = MoodSearch.for_service(svc, with_bridge=bool(examples) and target != "images")
     answer = search.run(_moods(moods), examples, _options(k, target))
-    _emit([h.to_dict() for h in answer.hits], plain, False, plain)
+    emit_hits([h.to_dict() for h in answer.hits], plain, False, plain)
     hand_off(answer.hits, export_to, copy_to)
     if pin:
         n = Boards(svc.library()).pin(pin, [h.result.path for h in answer.hits])
@@ -77,11 +83,11 @@ def board() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--note")
 @click.pass_context
-@_friendly
+@friendly
 def board_pin(ctx: click.Context, name: str, paths: tuple[str, ...], note: str | None) -> None:
     from mmsearch.workflows.boards import Boards
 
-    n = Boards(_service(ctx).library(create=True)).pin(name, [str(Path(p).resolve()) for p in paths], note)
+    n = Boards(service(ctx).library(create=True)).pin(name, [str(Path(p).resolve()) for p in paths], note)
     click.echo(f"pinned {n} to board {name}", err=True)
 
 
@@ -89,20 +95,20 @@ def board_pin(ctx: click.Context, name: str, paths: tuple[str, ...], note: str |
 @click.argument("name")
 @click.argument("paths", nargs=-1, required=True)
 @click.pass_context
-@_friendly
+@friendly
 def board_unpin(ctx: click.Context, name: str, paths: tuple[str, ...]) -> None:
     from mmsearch.workflows.boards import Boards
 
-    Boards(_service(ctx).library()).unpin(name, [str(Path(p).resolve()) for p in paths])
+    Boards(service(ctx).library()).unpin(name, [str(Path(p).resolve()) for p in paths])
 
 
 @board.command("list")
 @click.pass_context
-@_friendly
+@friendly
 def board_list(ctx: click.Context) -> None:
     from mmsearch.workflows.boards import Boards
 
-    for name, n in Boards(_service(ctx).library()).names().items():
+    for name, n in Boards(service(ctx).library()).names().items():
         click.echo(json.dumps({"board": name, "items": n}))
 
 
@@ -110,11 +116,11 @@ def board_list(ctx: click.Context) -> None:
 @click.argument("name")
 @click.option("--plain", is_flag=True)
 @click.pass_context
-@_friendly
+@friendly
 def board_show(ctx: click.Context, name: str, plain: bool) -> None:
     from mmsearch.workflows.boards import Boards
 
-    emit_records([p.record() for p in Boards(_service(ctx).library()).items(name)], plain, ["modality", "path"])
+    emit_records([p.record() for p in Boards(service(ctx).library()).items(name)], plain, ["modality", "path"])
 
 
 @board.command("like")
@@ -125,17 +131,17 @@ def board_show(ctx: click.Context, name: str, plain: bool) -> None:
 @click.option("--plain", is_flag=True)
 @click.option("--export", "export_to", type=click.Path(path_type=Path))
 @click.pass_context
-@_friendly
+@friendly
 def board_like(ctx: click.Context, name: str, moods: tuple[str, ...], target: str, k: int, plain: bool,
                export_to: Path | None) -> None:
     """More like board NAME: its items fused as one multi-part query (the items themselves left out)."""
     from mmsearch.workflows.boards import Boards, more_like_board
     from mmsearch.workflows.mood import MoodSearch
 
-    svc = _service(ctx)
+    svc = service(ctx)
     search = MoodSearch.for_service(svc, with_bridge=target != "images")
     answer = more_like_board(search, Boards(svc.library()), name, _moods(moods), _options(k, target))
-    _emit([h.to_dict() for h in answer.hits], plain, False, plain)
+    emit_hits([h.to_dict() for h in answer.hits], plain, False, plain)
     hand_off(answer.hits, export_to, None)
 
 
@@ -145,14 +151,14 @@ def board_like(ctx: click.Context, name: str, moods: tuple[str, ...], target: st
 @click.option("--sheet", type=click.Path(path_type=Path), help="Write a contact sheet PNG here.")
 @click.option("--columns", type=click.IntRange(1, 20), default=5, show_default=True)
 @click.pass_context
-@_friendly
+@friendly
 def board_export(ctx: click.Context, name: str, folder: Path | None, sheet: Path | None, columns: int) -> None:
     """Hand a board off: its files copied to a folder, and/or a contact sheet PNG."""
     from mmsearch.workflows.boards import Boards, contact_sheet, export_folder
 
     if not folder and not sheet:
         raise click.UsageError("say --to FOLDER and/or --sheet FILE.png")
-    pins = Boards(_service(ctx).library()).items(name)
+    pins = Boards(service(ctx).library()).items(name)
     if folder:
         click.echo(f"copied {len(export_folder(pins, folder))} files to {folder}", err=True)
     if sheet:

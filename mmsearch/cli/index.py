@@ -1,0 +1,104 @@
+"""`mmsearch index` (folders, files and product catalogs) and `mmsearch ocr`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import click
+
+from mmsearch.cli.common import friendly, service
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--ocr/--no-ocr", default=None, help="Read text inside images into the keyword index (slow; needs the ocr extra).")
+@click.option("--id-column", help="Product catalogs: the column that identifies a product (re-indexing updates by it).")
+@click.option("--catalog-name", help="Product catalogs: the catalog's name (default: the file name).")
+@click.option("--image-column", help="Product catalogs: the column with each product's image path.")
+@click.option("--title-column", help="Product catalogs: the product title column.")
+@click.option("--description-column", help="Product catalogs: the product description column.")
+@click.pass_context
+@friendly
+def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool, ocr: bool | None, **catalog: str | None) -> None:
+    """Index (or update) the images and sounds under PATHS, or product catalogs (.csv, .jsonl, .parquet)."""
+    from tqdm import tqdm
+
+    from mmsearch.cli.moderate import scan_if_watching
+
+    svc = service(ctx)
+    if ocr is not None:
+        svc.settings.ocr = ocr
+    paths = index_catalogs(svc, paths, catalog)
+    if not paths:
+        return
+    bar = tqdm(total=0, unit="file", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+
+    def on_progress(p) -> None:
+        if p.message:
+            tqdm.write(p.message, file=sys.stderr)
+            bar.reset(total=p.total)
+        bar.n = p.done
+        bar.set_postfix(skipped=p.skipped, refresh=False)
+        bar.refresh()
+
+    def on_skip(path: str, reason: str) -> None:
+        tqdm.write(f"skipped {path}: {reason}", file=sys.stderr)
+
+    report = svc.index(paths, on_progress, on_skip)
+    bar.close()
+    click.echo(report.summary(), err=True)
+    for done in svc.maintain_index():
+        click.echo(done, err=True)
+    scanned = scan_if_watching(svc)  # new files meet the moderation watch-list, if there is one
+    if scanned:
+        click.echo(scanned, err=True)
+
+
+def index_catalogs(svc: Any, paths: Sequence[Path], options: dict[str, str | None]) -> tuple[Path, ...]:
+    """Import the catalog files among paths; return the other paths (folders and media files)."""
+    from mmsearch.workflows.catalog import CatalogIndexer
+    from mmsearch.workflows.catalog_file import is_catalog_file
+
+    catalogs = [p for p in paths if is_catalog_file(p)]
+    given = [flag for flag, v in options.items() if v]
+    if given and not catalogs:
+        flags = ", ".join("--" + f.replace("_", "-") for f in given)
+        raise click.UsageError(f"{flags} only apply to product catalogs (.csv, .tsv, .jsonl, .parquet files)")
+    if catalogs and len(catalogs) > 1 and options.get("catalog_name"):
+        raise click.UsageError("--catalog-name names one catalog; index the files one at a time")
+    for path in catalogs:
+        report = CatalogIndexer.for_service(svc).index(
+            path, id_column=options.get("id_column"), name=options.get("catalog_name"),
+            image_column=options.get("image_column"), title_column=options.get("title_column"),
+            description_column=options.get("description_column"))
+        for where, why in report.skipped:
+            click.echo(f"skipped {where}: {why}", err=True)
+        click.echo(report.summary(), err=True)
+    return tuple(p for p in paths if p not in catalogs)
+
+
+@click.command()
+@click.pass_context
+@friendly
+def ocr(ctx: click.Context) -> None:
+    """Read the text inside the library's images into the keyword index (needs the ocr extra; slow:
+    about a second per image on a CPU; files already read are skipped)."""
+    from tqdm import tqdm
+
+    from mmsearch.workflows.ocr import OcrPass
+
+    bar = tqdm(total=0, unit="image", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    report = OcrPass.for_service(service(ctx)).run(progress)
+    bar.close()
+    for path, why in report.skipped:
+        click.echo(f"skipped {path}: {why}", err=True)
+    click.echo(report.summary(), err=True)
