@@ -7,7 +7,7 @@ import shutil
 import statistics
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -48,13 +48,16 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _rows(table: SpaceTable, start: int, vectors: np.ndarray) -> pa.Table:
+def _rows(table: SpaceTable, start: int, vectors: np.ndarray,
+          words: Callable[[int], str] | None = None) -> pa.Table:
+    """words(i): extra keyword text for row i (file-name words, captions), so keyword search has matches."""
     n, dim = vectors.shape
     names = [f"synthetic_{i:07d}.jpg" for i in range(start, start + n)]
     cols = {"path": [f"/bench/synthetic/{name}" for name in names], "folder": ["/bench/synthetic"] * n,
             "name": names, "hash": [f"{i:032x}" for i in range(start, start + n)], "size": [250_000] * n,
             "mtime_ns": [1_700_000_000_000_000_000] * n, "width": [1024] * n, "height": [768] * n,
-            "format": ["JPEG"] * n, "text": [f"synthetic {name[:-4]}" for name in names],
+            "format": ["JPEG"] * n,
+            "text": [f"synthetic {name[:-4]}" + (f" {words(start + j)}" if words else "") for j, name in enumerate(names)],
             "indexed_at": [datetime.now(timezone.utc)] * n,
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim)}
     schema = table.table.schema
@@ -74,11 +77,17 @@ def build_table(data_dir: Path, space: EmbeddingSpace, n: int, chunk: int = 20_0
     lib = Library(data_dir, create=True)
     table = lib.table("image", space, create=True)
     assert table is not None
-    clusters, rng, spent = Clusters(space.dim), np.random.default_rng(1), 0.0
+    return lib, table, fill_table(table, n, Clusters(space.dim), np.random.default_rng(1), chunk=chunk)
+
+
+def fill_table(table: SpaceTable, n: int, clusters: Clusters, rng: np.random.Generator,
+               words: Callable[[int], str] | None = None, chunk: int = 20_000) -> float:
+    """Writes n rows of vectors drawn from `clusters` with SpaceTable.upsert; returns the seconds it took."""
+    spent = 0.0
     for start, size in _chunks(n, chunk):
-        rows = _rows(table, start, clusters.sample(size, rng))
+        rows = _rows(table, start, clusters.sample(size, rng), words)
         spent += timed(lambda: table.upsert(rows))
-    return lib, table, spent
+    return spent
 
 
 def _matrix(table: SpaceTable) -> tuple[np.ndarray, list[str]]:

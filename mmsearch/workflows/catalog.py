@@ -339,7 +339,8 @@ class CatalogIndexer:
         record = item.record
         title = str(record.get(spec.title_column) or "") if spec.title_column else ""
         words = " ".join(str(record[c]) for c in spec.keyword_columns() if record.get(c) is not None)
-        tags = _SPLIT_TAGS.split(str(record.get(spec.tags_column) or "").strip()) if spec.tags_column else []
+        tags = [t for t in _SPLIT_TAGS.split(str(record.get(spec.tags_column) or "").strip()) if t] \
+            if spec.tags_column else []
         return {
             **{c: record.get(c) for c in spec.columns},
             "path": f"{spec.source}#{item.pid}",
@@ -348,8 +349,8 @@ class CatalogIndexer:
             "hash": item.hash,
             "size": item.size,
             "mtime_ns": item.mtime_ns,
-            "text": words,
-            "tags": [t for t in tags if t],
+            "text": " ".join([words, *tags]).strip(),  # tags are keyword-searchable too, not only filters
+            "tags": tags,
             "indexed_at": now,
             "product_id": item.pid,
             "image_file": item.image,
