@@ -23,8 +23,9 @@ from tests.conftest import make_tiny_model_dir
 ROOT = Path(__file__).resolve().parent.parent
 CLOSE = 1e-4
 TEXTS = [
-    "a cat", "", "   ", "A Photo of THE Eiffel Tower!!!", "naïve café — résumé", "東京の夜景", "😀🐱 emoji 👍🏽",
-    "don't you're we've I'm they'll he'd it's", "&amp; &lt;b&gt; html &quot;x&quot;", "schÃ¶n (mojibake ftfy fixes)",
+    "a cat", "", "   ", "A Photo of THE Eiffel Tower!!!", "naïve café — résumé", "東京の夜景",
+    "😀🐱 emoji 👍🏽", "don't you're we've I'm they'll he'd it's", "&amp; &lt;b&gt; html &quot;x&quot;",
+    "schÃ¶n (mojibake ftfy fixes)",
     "<end_of_text> inside", "!!<end_of_text>", "a<start_of_text>b", "<END_OF_TEXT>", "numbers 1234567 3.14 1,000",
     "tab\tnew\nline\u200bzero-width", "x" * 300, "word " * 100, "Ελληνικά и русский текст", "العربية", "हिन्दी",
     "mixed_under_score-dash/slash", "'S 'T uppercase 'RE", "l'été ß ﬁ ligature İstanbul",
@@ -33,8 +34,9 @@ TEXTS = [
 
 def _random_texts(n: int, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
-    alphabet = [chr(c) for c in [*range(32, 127), *range(0xA0, 0x250), *range(0x400, 0x450), *range(0x3040, 0x30FF),
-                                 0x1F600, 0x1F431, 0x200B, 0xFEFF, 0x301, 0x26]]
+    codes = [*range(32, 127), *range(0xA0, 0x250), *range(0x400, 0x450), *range(0x3040, 0x30FF),
+             0x1F600, 0x1F431, 0x200B, 0xFEFF, 0x301, 0x26]  # ASCII, Latin, Cyrillic, kana, emoji, odd marks
+    alphabet = [chr(c) for c in codes]
     return ["".join(rng.choice(alphabet, size=int(rng.integers(1, 60)))) for _ in range(n)]
 
 

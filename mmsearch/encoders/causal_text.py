@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from open_clip.transformer import TextTransformer, text_global_pool
 
 TRIMMABLE_POOLS = ("argmax", "eos")  # both pool at one token chosen from the ids; causal attention ends there
@@ -95,6 +94,3 @@ def _is_causal(mask: torch.Tensor) -> bool:
     m = mask.float()
     return bool(torch.isneginf(m[future]).all() and (m[~future] == 0).all())
 
-
-def normalized(features: torch.Tensor) -> torch.Tensor:
-    return F.normalize(features.float(), dim=-1)

@@ -26,7 +26,8 @@ import torch
 from mmsearch.encoders.causal_text import CausalText, causal_text
 from mmsearch.encoders.clip_bpe import ClipBpeTokenizer, build_tokenizer_json, tokenizer_config
 from mmsearch.encoders.onnx_backend import OnnxExportFailed, export_location, require_onnxruntime
-from mmsearch.encoders.onnx_text import FORMAT, MANIFEST_SUFFIX, OnnxTextEncoder, files_present, read_manifest
+from mmsearch.encoders.onnx_text import (FORMAT, MANIFEST_SUFFIX, OnnxTextEncoder, files_present,
+                                          read_manifest)
 from mmsearch.errors import MMSearchError
 
 if TYPE_CHECKING:
