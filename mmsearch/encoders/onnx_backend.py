@@ -6,7 +6,8 @@ the normalised vectors must agree within 1e-4, or the export is deleted and load
 made from the checked fp32 export by ONNX Runtime's dynamic quantiser; it is an approximation by design,
 so bench/bench_encoders.py reports how many search results it keeps against fp32.
 
-Only the image tower is exported: indexing time goes there, while a query embeds one string.
+The text tower is exported separately, next to these files, for the torch-free query path
+(mmsearch.encoders.onnx_text_export, read back by mmsearch.encoders.onnx_text).
 """
 
 from __future__ import annotations

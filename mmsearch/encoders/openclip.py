@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from mmsearch.encoders.base import EmbeddingSpace, Encoder, l2_normalize
+from mmsearch.encoders.causal_text import CausalText, causal_text
 from mmsearch.encoders.device import pick_device, pick_dtype
 from mmsearch.encoders.hf_aux import resolve_hub_folder
 from mmsearch.encoders.registry import register
@@ -63,6 +64,7 @@ class OpenCLIPEncoder(Encoder):
         self._preprocess: Any = None
         self._tokenizer: Any = None
         self._onnx: Any = None
+        self._causal: CausalText | None = None  # set for causal towers: they run on the real token length
 
     @property
     def source(self) -> WeightsSource:
@@ -140,6 +142,7 @@ class OpenCLIPEncoder(Encoder):
         model, preprocess = self._create(src)
         model = _reparameterize(model).to(self.device, self.dtype).eval()
         self._model, self._preprocess, self._tokenizer = model, preprocess, tokenizer
+        self._causal = causal_text(model)
         if self.backend != "torch":
             from mmsearch.encoders.onnx_backend import image_tower
 
@@ -173,7 +176,7 @@ class OpenCLIPEncoder(Encoder):
         return model, preprocess
 
     def _unload(self) -> None:
-        self._model = self._preprocess = self._tokenizer = self._onnx = None
+        self._model = self._preprocess = self._tokenizer = self._onnx = self._causal = None
 
     # -- encoding -------------------------------------------------------------------------------
     def preprocess_image(self, image: Image.Image) -> torch.Tensor:
@@ -193,7 +196,7 @@ class OpenCLIPEncoder(Encoder):
         self.load()
         with torch.inference_mode():
             tokens = self._tokenizer(list(texts)).to(self.device)
-            feats = self._model.encode_text(tokens)
+            feats = self._causal.encode(tokens) if self._causal is not None else self._model.encode_text(tokens)
         return l2_normalize(feats.float().cpu().numpy())
 
     def logit_scale(self) -> float:
