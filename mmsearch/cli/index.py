@@ -13,7 +13,8 @@ from mmsearch.cli.common import friendly, service
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-folder notes; the summary stays.")
+@click.option("--verbose", "-v", is_flag=True, help="Also list every skipped file with its reason as it happens.")
 @click.option("--ocr/--no-ocr", default=None, help="Read text inside images into the keyword index (slow; needs the ocr extra).")
 @click.option("--id-column", help="Product catalogs: the column that identifies a product (re-indexing updates by it).")
 @click.option("--catalog-name", help="Product catalogs: the catalog's name (default: the file name).")
@@ -22,43 +23,82 @@ from mmsearch.cli.common import friendly, service
 @click.option("--description-column", help="Product catalogs: the product description column.")
 @click.pass_context
 @friendly
-def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool, ocr: bool | None, **catalog: str | None) -> None:
-    """Index (or update) the images and sounds under PATHS, or product catalogs (.csv, .jsonl, .parquet)."""
-    from tqdm import tqdm
+def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool, verbose: bool, ocr: bool | None,
+          **catalog: str | None) -> None:
+    """Index (or update) the images and sounds under PATHS, or product catalogs (.csv, .jsonl, .parquet).
 
+    Skipped files are summed up one line per cause, with what to do; the full list goes to
+    skipped.tsv in the library folder (-v prints it too). Library warnings go to index.log there.
+    """
     from mmsearch.cli.moderate import scan_if_watching
+    from mmsearch.cli.quiet import library_noise
 
     svc = service(ctx)
     if ocr is not None:
         svc.settings.ocr = ocr
-    paths = index_catalogs(svc, paths, catalog)
-    if not paths:
-        return
+    with library_noise() as noise:
+        paths = index_catalogs(svc, paths, catalog, verbose)
+        if not paths:
+            return
+        report = _index_with_bar(svc, paths, quiet, verbose)
+        click.echo(report.summary(), err=True)
+        _say_skips(report.skip_groups(), _library_file(svc, "skipped.tsv"), report.skipped)
+        for done in svc.maintain_index():
+            click.echo(done, err=True)
+        scanned = scan_if_watching(svc)  # new files meet the moderation watch-list, if there is one
+        if scanned:
+            click.echo(scanned, err=True)
+    log = noise.write(_library_file(svc, "index.log"))
+    if log and verbose:
+        click.echo(f"{noise.total} library warning{'s' if noise.total != 1 else ''}: {log}", err=True)
+
+
+def _index_with_bar(svc: Any, paths: Sequence[Path], quiet: bool, verbose: bool) -> Any:
+    """The indexer under a progress bar; notes and -v lines are written above the bar, never into it."""
+    from tqdm import tqdm
+
     bar = tqdm(total=0, unit="file", disable=quiet, file=sys.stderr, dynamic_ncols=True)
 
-    def on_progress(p) -> None:
+    def on_progress(p: Any) -> None:
         if p.message:
-            tqdm.write(p.message, file=sys.stderr)
+            if not quiet:
+                tqdm.write(p.message, file=sys.stderr)
             bar.reset(total=p.total)
         bar.n = p.done
         bar.set_postfix(skipped=p.skipped, refresh=False)
         bar.refresh()
 
     def on_skip(path: str, reason: str) -> None:
-        tqdm.write(f"skipped {path}: {reason}", file=sys.stderr)
+        if verbose:
+            tqdm.write(f"skipped {path}: {reason}", file=sys.stderr)
 
-    report = svc.index(paths, on_progress, on_skip)
-    bar.close()
-    click.echo(report.summary(), err=True)
-    for done in svc.maintain_index():
-        click.echo(done, err=True)
-    scanned = scan_if_watching(svc)  # new files meet the moderation watch-list, if there is one
-    if scanned:
-        click.echo(scanned, err=True)
+    try:
+        return svc.index(paths, on_progress, on_skip)
+    finally:
+        bar.close()
 
 
-def index_catalogs(svc: Any, paths: Sequence[Path], options: dict[str, str | None]) -> tuple[Path, ...]:
+def _library_file(svc: Any, name: str) -> Path:
+    return Path(svc.settings.data_dir).expanduser() / name
+
+
+def _say_skips(groups: Sequence[Any], report_file: Path | None, skipped: Sequence[tuple[str, str]]) -> None:
+    """One line per cause; the whole list in report_file (rewritten each run, gone when nothing was skipped)."""
+    for group in groups:
+        click.echo(group.line(), err=True)
+    if report_file is None:
+        return
+    if not skipped:
+        report_file.unlink(missing_ok=True)
+        return
+    report_file.write_text("path\treason\n" + "".join(f"{p}\t{why}\n" for p, why in skipped))
+    click.echo(f"the skipped files and their reasons: {report_file}", err=True)
+
+
+def index_catalogs(svc: Any, paths: Sequence[Path], options: dict[str, str | None],
+                   verbose: bool = False) -> tuple[Path, ...]:
     """Import the catalog files among paths; return the other paths (folders and media files)."""
+    from mmsearch.ingest.indexer import group_skips
     from mmsearch.workflows.catalog import CatalogIndexer
     from mmsearch.workflows.catalog_file import is_catalog_file
 
@@ -74,9 +114,10 @@ def index_catalogs(svc: Any, paths: Sequence[Path], options: dict[str, str | Non
             path, id_column=options.get("id_column"), name=options.get("catalog_name"),
             image_column=options.get("image_column"), title_column=options.get("title_column"),
             description_column=options.get("description_column"))
-        for where, why in report.skipped:
+        for where, why in report.skipped if verbose else ():
             click.echo(f"skipped {where}: {why}", err=True)
         click.echo(report.summary(), err=True)
+        _say_skips(group_skips(report.skipped), None, report.skipped)
     return tuple(p for p in paths if p not in catalogs)
 
 
@@ -97,8 +138,9 @@ def ocr(ctx: click.Context) -> None:
         bar.n = done
         bar.refresh()
 
+    from mmsearch.ingest.indexer import group_skips
+
     report = OcrPass.for_service(service(ctx)).run(progress)
     bar.close()
-    for path, why in report.skipped:
-        click.echo(f"skipped {path}: {why}", err=True)
     click.echo(report.summary(), err=True)
+    _say_skips(group_skips(report.skipped), None, report.skipped)

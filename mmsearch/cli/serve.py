@@ -30,7 +30,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, auth: str | No
           export_root: Path | None, allowed_hosts: tuple[str, ...], insecure_no_auth: bool | None) -> None:
     """Run the web app."""
     from mmsearch.server.guard import is_loopback
-    from mmsearch.ui.app import launch
+    from mmsearch.server.http import check_bind
 
     settings = settings_of(ctx)
     if auth:
@@ -55,4 +55,35 @@ def serve(ctx: click.Context, host: str | None, port: int | None, auth: str | No
         click.echo("warning: the app will be reachable from other machines; anyone who reaches it and knows "
                    "the password can search and index the allowed folders" + ("" if settings.auth else
                    " (no password: --insecure-no-auth)"), err=True)
+    check_bind(settings)  # a non-loopback bind needs --auth: said before anything loads
+    _check_port(settings.host, settings.port)  # before gradio and the models load: a busy port answers at once
+    from mmsearch.ui.app import launch
+
     launch(settings)
+
+
+def _busy(host: str, port: int) -> str:
+    return (f"port {port} on {host} is already in use (another mmsearch serve?); "
+            f"choose a free one with --port N (or MMSEARCH_PORT)")
+
+
+def _check_port(host: str, port: int) -> None:
+    """Bind the address once, the way the web server will (SO_REUSEADDR, so a closing socket is no obstacle)."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise click.BadParameter(f"cannot use host {host!r}: {exc.strerror}", param_hint="--host") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except PermissionError:
+            raise click.ClickException(f"port {port} needs administrator rights here; choose one above 1023 "
+                                       f"with --port N") from None
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(_busy(host, port)) from None
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}; check --host and --port") from None

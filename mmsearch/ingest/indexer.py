@@ -12,6 +12,7 @@ the same plan -> prepare -> embed -> commit loop into its own table.
 from __future__ import annotations
 
 import os
+import re
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import closing
@@ -65,6 +66,67 @@ class IndexReport:
             f"embedded {self.embedded}{audio}, reused {self.reused} by content hash, unchanged {self.unchanged}, "
             f"removed {self.removed}, skipped {len(self.skipped)} in {self.seconds:.1f}s ({rate:.1f} files/s)"
         )
+
+
+    def skip_groups(self) -> list["SkipGroup"]:
+        return group_skips(self.skipped)
+
+
+@dataclass
+class SkipGroup:
+    """Files skipped for one cause: one line for people, the paths for a list."""
+
+    cause: str
+    reasons: list[str]
+    paths: list[str]
+    advice: str = ""
+
+    def line(self) -> str:
+        n = len(self.paths)
+        if n == 1:
+            files = self.paths[0]
+        elif n <= NAMED:
+            files = f"{n} files ({', '.join(Path(p).name for p in self.paths)})"
+        else:
+            files = f"{n} files" + (f", e.g. {Path(self.paths[0]).name}" if len(set(self.reasons)) > 1 else "")
+        return f"skipped {files}: {self.reasons[0]}" + (f" - {self.advice}" if self.advice else "")
+
+
+NAMED = 3  # a group this small names its files on its line
+
+# What to do about each cause; causes whose message already says it (missing models, codecs) have none.
+_ADVICE = [
+    (r"^empty file", "remove or copy again"),
+    (r"^not a readable image", "re-save as JPEG, PNG or WebP, or remove"),
+    (r"^corrupt or truncated image", "copy or export again from the original"),
+    (r"pixel limit|decompression bomb|too large to decode", "raise MMSEARCH_MAX_IMAGE_PIXELS if you trust the files"),
+    (r"^cannot read", "check the permissions, and that the drive is connected"),
+    (r"model|install|unsupported codec", ""),
+    (r"audio|header|samples", "re-encode as WAV or FLAC, or remove"),
+]
+_DETAIL = re.compile(r"\s*\(.*\)\s*$")  # "(...)": the library's own words about one file
+
+
+def skip_cause(reason: str) -> str:
+    """The part of a skip reason that is the same for every file with that problem:
+    'no audio model: <message>' -> 'no audio model'; 'corrupt image (bytes 3-9)' -> 'corrupt image';
+    '20000x9000 exceeds the 178956970-pixel limit' -> 'NxN exceeds the N-pixel limit'."""
+    head = _DETAIL.sub("", reason.split(": ", 1)[0]).strip() or reason
+    return re.sub(r"\d+(?:\.\d+)?", "N", head)
+
+
+def group_skips(skipped: Sequence[tuple[str, str]]) -> list[SkipGroup]:
+    """One group per cause, largest first; each path once, in the order it was skipped."""
+    groups: dict[str, SkipGroup] = {}
+    for path, reason in skipped:
+        cause = skip_cause(reason)
+        group = groups.get(cause)
+        if group is None:
+            advice = next((a for pattern, a in _ADVICE if re.search(pattern, cause)), "see each file's reason in the list")
+            group = groups[cause] = SkipGroup(cause, [], [], advice)
+        group.reasons.append(reason)
+        group.paths.append(path)
+    return sorted(groups.values(), key=lambda g: -len(g.paths))
 
 
 ProgressFn = Callable[[Progress], None]
