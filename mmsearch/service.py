@@ -23,6 +23,7 @@ from mmsearch.media.audio import supported_extensions as audio_extensions
 from mmsearch.query.embed import Projector
 from mmsearch.query.engine import Answer, QueryEngine
 from mmsearch.query.parts import QueryOptions, QueryPart
+from mmsearch.query.textcache import fronted
 from mmsearch.search import SearchResult, Searcher
 from mmsearch.settings import Settings
 from mmsearch.store import Library
@@ -72,6 +73,7 @@ class MMSearch:
         self.maintenance = Maintenance()
         self.extra_encoders: list[Encoder] = extra_encoders_from_settings(settings)  # more image models, captions
         self.projectors: list[Projector] = []
+        self.text_export_problem: str | None = None  # why the text tower could not be exported, if it could not
 
     def library(self, create: bool = False) -> Library:
         with self._lock:
@@ -107,11 +109,26 @@ class MMSearch:
         indexer = Indexer(self.library(create=True), self.encoder, s.batch_size, s.workers, s.commit_every,
                           s.max_image_pixels, extra_pipelines=audio)
         report = indexer.index(roots, on_progress, on_skip)
+        self.export_text_tower()
         if s.ocr:  # text inside images joins the keyword index (optional, slow: see workflows/ocr.py)
             from mmsearch.workflows.ocr import OcrPass
 
             OcrPass.for_service(self).run()
         return report
+
+    def export_text_tower(self) -> Path | None:
+        """The text tower in ONNX next to the image tower's cache, so a cold CLI text query needs no torch
+        (query/light.py). Best effort: a model that cannot be exported keeps its text queries on torch."""
+        if not self.settings.text_export or self.settings.encoder != "open-clip":
+            return None
+        try:
+            from mmsearch.encoders.onnx_text_export import export_text_query_path
+            from mmsearch.query.light import export_folder
+
+            return export_text_query_path(self.encoder, export_folder(self.settings.models_dir))
+        except (MMSearchError, ImportError) as exc:
+            self.text_export_problem = str(exc)
+            return None
 
     def maintain_index(self, background: bool = False) -> threading.Thread | list[str]:
         """Keyword and ANN indexes, under the library's writer lock; in the app this runs in the
@@ -174,7 +191,8 @@ class MMSearch:
 
     def query(self, parts: Sequence[QueryPart], options: QueryOptions | None = None) -> Answer:
         projectors = list(self.projectors) + (self.bridge().projectors() if self.audio_encoders() else [])
-        engine = QueryEngine(self.library(), self.encoders(), self.searcher.vectors, projectors)
+        # Text goes through each encoder's front: an LRU cache per (space, text) and batching of concurrent calls.
+        engine = QueryEngine(self.library(), fronted(self.encoders()), self.searcher.vectors, projectors)
         return engine.run(parts, options or QueryOptions(k=self.settings.default_k))
 
     # Every surface (CLI verbs, the web tabs, the JSON APIs) asks through query(): one path, one answer.

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     truncate_dim: int | None = Field(default=None, ge=32)  # Matryoshka models: keep this many dimensions
     text_model: str | None = None  # a text model for captions/descriptions, e.g. sentence-transformers/all-MiniLM-L6-v2
     extra_models: str = ""  # more models, each its own table, fused at query time: "[ENCODER:]MODEL[@PRETRAINED],..."
+    text_export: bool = True  # export the OpenCLIP text tower to ONNX at index time (cold CLI text queries skip torch)
     ocr: bool = False  # read text inside images at index time (RapidOCR, the `ocr` extra): ~1 s per image on a CPU
 
     def index_root_list(self) -> list[str]:

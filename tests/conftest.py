@@ -9,6 +9,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach the network
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# Exporting the text tower to ONNX takes seconds per model; tests that cover it turn it on themselves.
+os.environ.setdefault("MMSEARCH_TEXT_EXPORT", "0")
 # numba (pulled in by audio libraries) compiles into a cache; keep it writable and inside the checkout
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".numba_cache"))
 

@@ -190,3 +190,30 @@ def test_api_auth_and_upload_cap(settings: Settings, library) -> None:
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(req, timeout=60)
         assert err.value.code == 413
+
+
+def test_cold_cli_text_query_runs_without_torch_and_agrees(settings: Settings, tmp_path: Path) -> None:
+    """Indexing exports the text tower; a text query then needs no torch and gives the torch answer."""
+    import shutil
+
+    from mmsearch.query.light import export_folder
+
+    settings = settings.model_copy(update={"text_export": True, "models_dir": tmp_path / "models"})
+    root = tmp_path / "pics"
+    for i in range(8):
+        write_image(root / f"p{i}.png", seed=70 + i)
+    svc = MMSearch(settings)
+    svc.index([root])
+    assert svc.text_export_problem is None and any(export_folder(settings.models_dir).glob("*-text.json"))
+    env_models = {"MMSEARCH_MODELS_DIR": str(settings.models_dir)}
+    os.environ.update(env_models)
+    try:
+        light, used_torch = _cli(settings, "a red square", "--no-hybrid")
+        assert not used_torch
+        shutil.rmtree(export_folder(settings.models_dir))  # no export: the full path, with torch
+        full, used_torch = _cli(settings, "a red square", "--no-hybrid")
+        assert used_torch
+    finally:
+        os.environ.pop("MMSEARCH_MODELS_DIR", None)
+    assert _files(light) == _files(full) and len(light) == K
+    assert [r["score"] for r in light] == pytest.approx([r["score"] for r in full], abs=1e-4)

@@ -91,7 +91,14 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
         if records is not None:
             emit_hits(records, plain, paths_only, explain)
             return
-    answer = service(ctx).query(parts, options)
+    answer = None
+    if not (export_to or copy_to):  # words only, on exported text towers: no torch, no model load
+        from mmsearch.query.light import light_engine
+
+        engine = light_engine(settings.data_dir, settings.models_dir, targets, settings.ann_threshold, parts)
+        answer = engine.run(parts, options) if engine is not None else None
+    if answer is None:
+        answer = service(ctx).query(parts, options)
     for note in answer.notes:
         click.echo(note, err=True)
     emit_hits([h.to_dict() for h in answer.hits], plain, paths_only, explain)

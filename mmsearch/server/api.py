@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from mmsearch.errors import BadMedia, BadQuery, MMSearchError
 from mmsearch.media.images import decode_image
+from mmsearch.query.textcache import TextQueueFull
 from mmsearch.server.schema import api_record
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,10 @@ def run_query(service: Any, body: SearchIn) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - the edge: every error becomes a message
         if not isinstance(exc, MMSearchError):
             log.exception("unexpected error in the JSON API")
-        return failure(exc)
+        out = failure(exc)
+        if isinstance(exc, TextQueueFull):
+            out["busy"] = True
+        return out
     finally:
         uploads.close()
 
@@ -185,21 +189,26 @@ def add_routes(app: Any, service: Any, renditions: Any, settings: Any = None) ->
 
     guard = [Depends(authorised)]
 
-    def run(body: SearchIn) -> dict[str, Any]:
-        return run_query(service, body)
+    def run(body: SearchIn) -> Any:
+        answer = run_query(service, body)
+        if answer.get("busy"):  # the text model's queue is full: say so now rather than queue without end
+            from fastapi.responses import JSONResponse
+
+            return JSONResponse(answer, status_code=429, headers={"Retry-After": "1"})
+        return answer
 
     @app.get("/api/v1/search", dependencies=guard, tags=["search"])
     async def search_get(q: str = Query(..., description="What to look for, in words"),
                          k: int | None = Query(None, ge=1, le=1000),
                          target: Literal["all", "images", "audio"] = "all",
-                         where: list[str] = Query([]), folder: str | None = None) -> dict[str, Any]:
+                         where: list[str] = Query([]), folder: str | None = None) -> Any:
         """Text search: the same answer as `mmsearch search "q"` and the Search tab."""
         body = SearchIn(parts=[PartIn(kind="text", value=q)], k=k, targets=list(TARGETS[target]),
                         where=where, folder=folder)
         return await run_in_threadpool(run, body)
 
     @app.post("/api/v1/search", dependencies=guard, tags=["search"])
-    async def search_post(body: SearchIn) -> dict[str, Any]:
+    async def search_post(body: SearchIn) -> Any:
         """Any query: weighted text, image, sound, composed and more-like-this parts, filters and ranking."""
         return await run_in_threadpool(run, body)
 
