@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from mmsearch.errors import BadQuery
 from mmsearch.query.engine import FusedHit
 from mmsearch.query.parts import QueryOptions, QueryPart
 from mmsearch.service import MMSearch
@@ -58,9 +59,15 @@ class ComposeActions:
 
     def run(self, texts: list[tuple[str, float]], images: list[tuple[Any, float]], audios: list[tuple[Any, float]],
             target: str, k: int, method: str, hybrid: bool, rerank: bool, mmr: float, min_score: float | None,
-            where: str, folder: str, types: str, after: str, before: str) -> Composed:
+            where: str, folder: str, types: str, after: str, before: str,
+            composed: list[tuple[Any, str, float]] = ()) -> Composed:
         try:
             parts = [QueryPart("text", t.strip(), float(w)) for t, w in texts if t and t.strip()]
+            for image, instruction, w in composed:  # an image changed by words (models such as BGE-VL)
+                if image is not None or (instruction or "").strip():
+                    if image is None:
+                        raise BadQuery("add the reference image for “" + instruction.strip() + "”")
+                    parts.append(QueryPart("composed", (image, (instruction or "").strip()), float(w or 1.0)))
             parts += [QueryPart("image", img, float(w)) for img, w in images if img is not None]
             parts += [QueryPart("audio", snd, float(w)) for snd, w in audios if snd is not None]
             options = QueryOptions(
@@ -115,6 +122,14 @@ def compose_tab(actions: ComposeActions, default_k: int, private: dict) -> None:
                         audios.append(gr.Audio(type="filepath", sources=["upload", "microphone"],
                                                label="sound", elem_id=f"mms-c-audio{i}"))
                         audios.append(gr.Number(value=1.0, step=0.5, label="weight", elem_id=f"mms-c-audiow{i}"))
+            with gr.Accordion("An image changed by words (needs a composed-query model such as bge-vl)",
+                              open=False):
+                with gr.Row():
+                    c_image = ImageUpload(label="reference image", height=140, elem_id="mms-c-cimage")
+                    with gr.Column():
+                        c_text = gr.Textbox(label="what to change", placeholder="the same dress but in red",
+                                            elem_id="mms-c-ctext")
+                        c_weight = gr.Number(value=1.0, step=0.5, label="weight", elem_id="mms-c-cweight")
         with gr.Column(scale=1, min_width=260):
             target = gr.Radio(["all", "images", "audio"], value="all", label="Search in", elem_id="mms-c-target")
             k = gr.Slider(1, 100, value=default_k, step=1, label="Results (k)")
@@ -143,13 +158,14 @@ def compose_tab(actions: ComposeActions, default_k: int, private: dict) -> None:
         t, rest = values[: 2 * TEXT_SLOTS], values[2 * TEXT_SLOTS:]
         im, rest = rest[: 2 * IMAGE_SLOTS], rest[2 * IMAGE_SLOTS:]
         au, rest = rest[: 2 * AUDIO_SLOTS], rest[2 * AUDIO_SLOTS:]
+        composed, rest = [tuple(rest[:3])], rest[3:]
         pairs = lambda xs: [(xs[i], xs[i + 1] if xs[i + 1] is not None else 1.0) for i in range(0, len(xs), 2)]  # noqa: E731
-        found = actions.run(pairs(t), pairs(im), pairs(au), *rest)
+        found = actions.run(pairs(t), pairs(im), pairs(au), *rest, composed=composed)
         note = found.message if found.ok else f"⚠️ {found.message}"
         sounds = found.sounds()
         return (note, found.gallery(), gr.update(value=sounds[0] if sounds else None, visible=bool(sounds)),
                 found.table())
 
-    inputs = texts + images + audios + [target, k, method, hybrid, rerank, mmr, min_score, where, folder, types,
+    inputs = texts + images + audios + [c_image, c_text, c_weight] + [target, k, method, hybrid, rerank, mmr, min_score, where, folder, types,
                                         after, before]
     run_btn.click(run, inputs, [message, gallery, player, table], **private)
