@@ -21,7 +21,8 @@ from mmsearch.ui.thumbs import Renditions
 from mmsearch.ui.uploads import ImageUpload
 from mmsearch.workflows.dupes import clusters, copies_of, hash_index, load_image
 from mmsearch.workflows.export import export
-from mmsearch.workflows.moderation import Scanner, WatchList, calibrate_spaces, watchlist_path
+from mmsearch.workflows.moderation import (EXAMPLE_THRESHOLD, TEXT_THRESHOLD, Concept, Scanner, WatchList,
+                                          calibrate_spaces, watchlist_path)
 from mmsearch.workflows.review import QueueItem, ReviewQueue
 
 QUEUE_HEADERS = ["id", "status", "concept", "score", "matched", "file", "decided by", "decided at", "note"]
@@ -95,6 +96,50 @@ class ReviewActions:
         except Exception:  # noqa: BLE001 - no library yet
             return []
 
+    # -- the watch-list, edited from the page ---------------------------------------------------------
+    def concept_fields(self, name: str | None) -> tuple[str, float, float, str]:
+        """Prompts (one per line), the two default thresholds and the example files of a concept."""
+        try:
+            c = WatchList.load(watchlist_path(self.service.library())).get(name or "")
+        except Exception:  # noqa: BLE001 - a new name: empty fields
+            return "", TEXT_THRESHOLD, EXAMPLE_THRESHOLD, ""
+        return "\n".join(c.texts), c.threshold, c.example_threshold, "\n".join(Path(e).name for e in c.examples)
+
+    def save_concept(self, name: str | None, prompts: str, threshold: float | None, example_threshold: float | None,
+                     uploads: list[str] | None) -> str:
+        """Add or update a concept; uploaded examples are copied into the library so they outlive the upload."""
+        name = (name or "").strip()
+        try:
+            library = self.service.library(create=True)
+            path = watchlist_path(library)
+            watch = WatchList.load(path)
+            old = next((c for c in watch.concepts if c.name == name), None)
+            examples = list(old.examples) if old else []
+            for upload in uploads or []:
+                examples.append(str(_keep_example(library.data_dir, name, upload)))
+            concept = Concept(name=name, texts=[t.strip() for t in (prompts or "").splitlines() if t.strip()],
+                              examples=examples,
+                              threshold=TEXT_THRESHOLD if threshold is None else float(threshold),
+                              example_threshold=EXAMPLE_THRESHOLD if example_threshold is None else float(example_threshold),
+                              space_thresholds=dict(old.space_thresholds) if old else {})
+            watch.put(concept)  # validates: a name, prompts or examples, cosines within [-1, 1]
+            watch.save(path)
+        except Exception as exc:  # noqa: BLE001
+            return f"⚠️ {friendly(exc)}"
+        what = "updated" if old else "added"
+        return (f"Concept “{name}” {what}: {len(concept.texts)} prompt(s), {len(concept.examples)} example(s). "
+                f"Scan the library to queue what it flags.")
+
+    def remove_concept(self, name: str | None) -> str:
+        try:
+            path = watchlist_path(self.service.library())
+            watch = WatchList.load(path)
+            watch.remove((name or "").strip())
+            watch.save(path)
+        except Exception as exc:  # noqa: BLE001
+            return f"⚠️ {friendly(exc)}"
+        return f"Concept “{name}” removed; its queued items and decisions are kept."
+
     def calibrate(self, concept: str | None) -> tuple[str, pd.DataFrame]:
         empty = pd.DataFrame(columns=CURVE_HEADERS)
         if not concept:
@@ -139,6 +184,18 @@ class ReviewActions:
         return f"{len(groups)} cluster(s) among {len(index.paths)} images at {int(cut)} bits", rows
 
 
+def _keep_example(data_dir: Path, concept: str, upload: str) -> Path:
+    """A copy of an uploaded example inside the library (<data dir>/watchlist/<concept>/)."""
+    import re
+    import shutil
+
+    folder = Path(data_dir) / "watchlist" / (re.sub(r"[^\w.-]+", "_", concept) or "concept")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / Path(upload).name
+    shutil.copyfile(upload, target)
+    return target
+
+
 def reviewer_name(typed: str | None, signed_in: str | None) -> str:
     """With auth on, a decision is the signed-in user's: a typed name cannot stand in for someone else."""
     return signed_in or (typed or "").strip()
@@ -171,6 +228,23 @@ def review_tab(actions: ReviewActions, private: dict) -> None:
             fmt = gr.Radio(["csv", "jsonl"], value="csv", label="as")
             export_btn = gr.Button("Export", elem_id="mms-r-export")
             download = gr.File(label="Download", interactive=False, elem_id="mms-r-download")
+    with gr.Accordion("Watch-list concepts", open=False):
+        with gr.Row():
+            c_name = gr.Dropdown(actions.concepts(), allow_custom_value=True, label="Concept (pick, or type a new name)",
+                                 elem_id="mms-r-c-name")
+            c_thr = gr.Number(value=TEXT_THRESHOLD, label="Prompt threshold (cosine)", elem_id="mms-r-c-thr")
+            c_ethr = gr.Number(value=EXAMPLE_THRESHOLD, label="Example threshold (cosine)", elem_id="mms-r-c-ethr")
+        with gr.Row():
+            c_prompts = gr.Textbox(label="Prompts, one per line", lines=3, placeholder="a kitchen knife",
+                                   elem_id="mms-r-c-prompts")
+            with gr.Column():
+                c_examples = gr.Markdown("", elem_id="mms-r-c-examples")
+                c_upload = gr.File(label="Add example images or sounds", file_count="multiple", type="filepath",
+                                   elem_id="mms-r-c-upload")
+        with gr.Row():
+            c_save = gr.Button("Save concept", variant="primary", elem_id="mms-r-c-save")
+            c_remove = gr.Button("Remove concept", variant="stop", elem_id="mms-r-c-remove")
+        c_note = gr.Markdown("", elem_id="mms-r-c-note")
     with gr.Accordion("Calibrate a threshold on the decisions", open=False):
         with gr.Row():
             concept = gr.Dropdown(actions.concepts(), label="Concept", elem_id="mms-r-concept")
@@ -225,6 +299,20 @@ def review_tab(actions: ReviewActions, private: dict) -> None:
         return note_, frame, frame
 
     cal_btn.click(run_calibration, concept, [cal_note, curve, points], **private)
+
+    def fill(name: str | None) -> tuple:
+        prompts, thr, ethr, examples = actions.concept_fields(name)
+        return prompts, thr, ethr, (f"Examples: {examples}".replace("\n", ", ") if examples else "No examples yet.")
+
+    def after_edit(note_: str) -> tuple:
+        names = actions.concepts()
+        return note_, gr.update(choices=names), gr.update(choices=names), None
+
+    c_name.change(fill, c_name, [c_prompts, c_thr, c_ethr, c_examples], **private)
+    c_save.click(actions.save_concept, [c_name, c_prompts, c_thr, c_ethr, c_upload], c_note, **private).then(
+        after_edit, c_note, [c_note, c_name, concept, c_upload], **private)
+    c_remove.click(actions.remove_concept, c_name, c_note, **private).then(
+        after_edit, c_note, [c_note, c_name, concept, c_upload], **private)
     copies_btn.click(actions.copies, [bad, cut, to_queue], [dup_note, dup_gallery], **private)
     dupes_btn.click(actions.dupes, cut, [dup_note, dup_table], **private)
     # No trigger: on page load and whenever the status filter changes.
