@@ -103,6 +103,9 @@ class MMSearch:
     ) -> IndexReport:
         s = self.settings
         self.encoder.load()  # missing weights fail here, before a library folder is created
+        running = getattr(self, "_maintainer", None)
+        if running is not None and running.is_alive():  # our own background maintenance holds the writer
+            running.join()  # lock for a moment: wait for it rather than refuse the user's second index
         audio = [AudioPipeline(self.audio_encoder, s.audio_overlap, s.audio_batch_size, s.workers)] \
             if self.audio_encoder is not None else []
         audio += zoo_pipelines(self.extra_encoders, s.max_image_pixels)
@@ -136,6 +139,7 @@ class MMSearch:
         `self.maintenance` and shown by status(): in the background nobody else would see it."""
         if background:
             t = threading.Thread(target=self._maintain, args=(False,), name="mmsearch-maintain", daemon=True)
+            self._maintainer = t
             t.start()
             return t
         return self._maintain(True)

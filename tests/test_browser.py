@@ -17,7 +17,7 @@ from tests.test_ui import served  # noqa: F401 - re-exported for the other brows
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-TIMEOUT_MS = 20_000
+TIMEOUT_MS = 60_000  # generous: a loaded 2-core machine renders Gradio slowly
 
 pytestmark = [
     pytest.mark.browser,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -34,7 +35,8 @@ def test_search_exports_csv_and_jsonl_and_copies_files(settings, photo_dir, tmp_
     like = str(next(photo_dir.glob("img0.*")))
     res = run("search", "--like", like, "-k", "2", "--export", str(tmp_path / "like.jsonl"))
     lines = [json.loads(line) for line in (tmp_path / "like.jsonl").read_text().splitlines()]
-    assert [line["rank"] for line in lines] == [1, 2] and lines[0]["matched"] == [] and lines[0]["modality"] == "image"
+    assert [line["rank"] for line in lines] == [1, 2] and lines[0]["modality"] == "image"
+    assert [m["part"] for m in lines[0]["matched"]] == [f"+1 like:{Path(like).name}"]  # one path: the engine's
 
 
 def test_export_formats_and_errors(tmp_path):

@@ -434,7 +434,7 @@ def test_heic_upload_is_a_query_in_the_app(settings, tmp_path: Path):
     with served(settings, service) as url:
         answer = client(url).predict(handle_file(str(query)), 2, api_name="/search_image")
     assert answer["ok"], answer
-    assert answer["results"][0]["path"] == str(root / "IMG_0002.heic")
+    assert answer["results"][0]["file"] == str(root / "IMG_0002.heic")
 
 
 # -- serve --host/--port ---------------------------------------------------------------------------

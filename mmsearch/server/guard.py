@@ -32,7 +32,7 @@ def accepted_hosts(bound: str, extra: str = "") -> frozenset[str] | None:
     names configured: it is meant to be reached by whatever name the network gives it, behind --auth)."""
     names = {h.strip().lower() for h in extra.split(",") if h.strip()}
     if is_loopback(bound):
-        return frozenset(LOOPBACK_NAMES | names)
+        return frozenset(LOOPBACK_NAMES | names | {bound.lower()})
     if bound in ("0.0.0.0", "::", ""):
         return frozenset(names | LOOPBACK_NAMES) if names else None
     return frozenset({bound.lower(), *LOOPBACK_NAMES, *names})

@@ -125,7 +125,8 @@ def compose_tab(actions: ComposeActions, default_k: int, private: dict) -> None:
             with gr.Accordion("An image changed by words (needs a composed-query model such as bge-vl)",
                               open=False):
                 with gr.Row():
-                    c_image = ImageUpload(label="reference image", height=140, elem_id="mms-c-cimage")
+                    c_image = ImageUpload(label="reference image", height=140, sources=["upload", "clipboard"],
+                                          elem_id="mms-c-cimage")
                     with gr.Column():
                         c_text = gr.Textbox(label="what to change", placeholder="the same dress but in red",
                                             elem_id="mms-c-ctext")

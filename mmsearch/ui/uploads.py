@@ -21,10 +21,7 @@ class ImageUpload(gr.Image):
     def get_block_name(cls) -> str:
         return "image"  # the browser side is Gradio's own image component
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("type", "filepath")
-        kwargs.setdefault("sources", ["upload", "clipboard"])
-        super().__init__(**kwargs)
+    # No __init__ of its own: Gradio builds the browser props from gr.Image.__init__'s signature.
 
     def preprocess(self, payload: Any) -> str | None:
         return None if payload is None else payload.path
