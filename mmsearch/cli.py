@@ -211,14 +211,25 @@ def _emit(hits: list, plain: bool, paths_only: bool, explain: bool) -> None:
 
 
 @cli.command()
-@click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
-@click.option("--port", type=int, default=None)
-@click.option("--share", is_flag=True, help="Open a public Gradio share link (off by default).")
+@click.option("--host", default=None, help="Bind address (default 127.0.0.1). Another address makes the app "
+              "reachable from other machines and needs --auth (or --insecure-no-auth).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default 7860).")
 @click.option("--auth", envvar="MMSEARCH_AUTH", help="user:password required for the UI and the API.")
+@click.option("--index-root", "index_roots", multiple=True, type=click.Path(path_type=Path),
+              help="A folder the web app may index (with its subfolders); repeat for more. Default: the "
+                   "library's own folders and the sample library.")
+@click.option("--export-root", type=click.Path(path_type=Path),
+              help="The folder the web app may copy boards into (default: <data dir>/exports).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True,
+              help="Another Host name to answer for (a DNS name in front of the server); repeat for more.")
+@click.option("--insecure-no-auth", is_flag=True, default=None,
+              help="Serve a non-loopback --host without --auth (anyone who reaches the port can use the app).")
 @click.pass_context
 @_friendly
-def serve(ctx: click.Context, host: str | None, port: int | None, share: bool, auth: str | None) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, auth: str | None, index_roots: tuple[Path, ...],
+          export_root: Path | None, allowed_hosts: tuple[str, ...], insecure_no_auth: bool | None) -> None:
     """Run the web app."""
+    from mmsearch.server.guard import is_loopback
     from mmsearch.ui.app import launch
 
     settings: Settings = ctx.obj["settings"]
@@ -230,13 +241,21 @@ def serve(ctx: click.Context, host: str | None, port: int | None, share: bool, a
         raise click.BadParameter(str(exc), param_hint="--auth") from None
     if host:
         settings.host = host
-    if port:
+    if port is not None:
         settings.port = port
-    if share or settings.host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo("warning: the app will be reachable from other machines; anyone who reaches it can "
-                   "search and index folders on this computer" + ("" if settings.auth else
-                   ". Protect it with --auth user:password"), err=True)
-    launch(settings, share=share)
+    if index_roots:
+        settings.index_roots = os.pathsep.join(str(p.expanduser().resolve()) for p in index_roots)
+    if export_root:
+        settings.export_root = export_root.expanduser().resolve()
+    if allowed_hosts:
+        settings.allowed_hosts = ",".join(filter(None, [settings.allowed_hosts, *allowed_hosts]))
+    if insecure_no_auth:
+        settings.insecure_no_auth = True
+    if not is_loopback(settings.host):
+        click.echo("warning: the app will be reachable from other machines; anyone who reaches it and knows "
+                   "the password can search and index the allowed folders" + ("" if settings.auth else
+                   " (no password: --insecure-no-auth)"), err=True)
+    launch(settings)
 
 
 @cli.command("eval")

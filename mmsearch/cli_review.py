@@ -170,7 +170,7 @@ def export_queue(ctx: click.Context, out: Path, log: bool) -> None:
 def calibrate_cmd(ctx: click.Context, concept: str, labels: Path | None, kind: str | None,
                   min_precision: float | None, apply: bool) -> None:
     """Precision/recall of CONCEPT at each threshold on labelled examples, and the threshold to use."""
-    from mmsearch.workflows.moderation import Scanner, WatchList, calibrate, read_labels, watchlist_path
+    from mmsearch.workflows.moderation import Scanner, WatchList, calibrate_spaces, read_labels, watchlist_path
     from mmsearch.workflows.review import ReviewQueue
 
     svc = _service(ctx)
@@ -179,19 +179,22 @@ def calibrate_cmd(ctx: click.Context, concept: str, labels: Path | None, kind: s
     wl = WatchList.load(path)
     c = wl.get(concept)
     labelled = read_labels(labels) if labels else ReviewQueue(library).labels(concept)
-    cal = calibrate(Scanner(library, svc.encoders()), c, labelled, kind, min_precision)
-    click.echo(f"{'threshold':>9}  {'precision':>9}  {'recall':>6}  {'f1':>6}  tp fp fn")
-    for p in cal.points:
-        mark = "  <- suggested" if p is cal.best else ""
-        click.echo(f"{p.threshold:9.4f}  {p.precision:9.3f}  {p.recall:6.3f}  {p.f1:6.3f}  {p.tp} {p.fp} {p.fn}{mark}")
+    # One threshold per embedding space: each model's cosines are measured and stored on their own.
+    cals = calibrate_spaces(Scanner(library, svc.encoders()), c, labelled, kind, min_precision)
+    for cal in cals:
+        click.echo(f"# {cal.kind} threshold in {cal.space_name} ({len(cal.labels)} labelled files)")
+        click.echo(f"{'threshold':>9}  {'precision':>9}  {'recall':>6}  {'f1':>6}  tp fp fn")
+        for p in cal.points:
+            mark = "  <- suggested" if p is cal.best else ""
+            click.echo(f"{p.threshold:9.4f}  {p.precision:9.3f}  {p.recall:6.3f}  {p.f1:6.3f}  {p.tp} {p.fp} {p.fn}{mark}")
     if apply:
-        if cal.kind == "text":
-            c.threshold = cal.best.threshold
-        else:
-            c.example_threshold = cal.best.threshold
+        for cal in cals:
+            cal.apply(c)
         wl.put(c)
         wl.save(path)
-        click.echo(f"saved {cal.kind} threshold {cal.best.threshold:.4f} for {concept}", err=True)
+        for cal in cals:
+            click.echo(f"saved {cal.kind} threshold {cal.best.threshold:.4f} for {concept} in {cal.space_name}",
+                       err=True)
 
 
 @moderate.command("dupes")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -11,7 +14,7 @@ from PIL import Image
 from mmsearch.bridge import BridgeProvider
 from mmsearch.encoders import Encoder, create_encoder
 from mmsearch.encoders.factory import build_encoder, extra_encoders_from_settings
-from mmsearch.errors import MMSearchError
+from mmsearch.errors import LibraryBusy, MMSearchError
 from mmsearch.ingest import Indexer, IndexReport
 from mmsearch.ingest.audio import AudioPipeline
 from mmsearch.ingest.captions import zoo_pipelines
@@ -42,6 +45,18 @@ def audio_encoder_from_settings(settings: Settings) -> Encoder:
     )
 
 
+@dataclass
+class Maintenance:
+    """The last index maintenance: what the status (and so the UI) shows after "updated"."""
+
+    state: str = "never run"  # "running", "done", "skipped" (another writer holds the library), "failed"
+    done: list[str] = field(default_factory=list)
+    error: str | None = None  # why it failed, in words
+    note: str | None = None  # why it was skipped
+    finished_at: str | None = None  # ISO time, UTC
+    seconds: float | None = None
+
+
 class MMSearch:
     def __init__(self, settings: Settings, encoder: Encoder | None = None,
                  audio_encoder: Encoder | None = None) -> None:
@@ -52,6 +67,9 @@ class MMSearch:
         self._library: Library | None = None
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
+        # Its own lock: building the searcher opens the library, which takes self._lock.
+        self._searcher_lock = threading.Lock()
+        self.maintenance = Maintenance()
         self.extra_encoders: list[Encoder] = extra_encoders_from_settings(settings)  # more image models, captions
         self.projectors: list[Projector] = []
 
@@ -63,11 +81,20 @@ class MMSearch:
 
     @property
     def searcher(self) -> Searcher:
-        if self._searcher is None:
-            self._searcher = Searcher(
-                self.library(), self.encoder, self.settings.ann_threshold, self.settings.max_image_pixels
-            )
-        return self._searcher
+        """One searcher (and one in-memory copy of the vectors) however many threads ask first."""
+        searcher = self._searcher
+        if searcher is None:
+            with self._searcher_lock:
+                if self._searcher is None:
+                    self._searcher = Searcher(
+                        self.library(), self.encoder, self.settings.ann_threshold, self.settings.max_image_pixels
+                    )
+                searcher = self._searcher
+        return searcher
+
+    @property
+    def last_maintenance_error(self) -> str | None:
+        return self.maintenance.error
 
     def index(
         self, roots: Iterable[str | Path], on_progress: ProgressFn | None = None, on_skip: SkipFn | None = None
@@ -87,12 +114,33 @@ class MMSearch:
         return report
 
     def maintain_index(self, background: bool = False) -> threading.Thread | list[str]:
-        """Keyword and ANN indexes; in the app this runs in the background and never blocks a search."""
+        """Keyword and ANN indexes, under the library's writer lock; in the app this runs in the
+        background and never blocks a search. Its outcome, failure included, is kept in
+        `self.maintenance` and shown by status(): in the background nobody else would see it."""
         if background:
-            t = threading.Thread(target=self.searcher.maintain, name="mmsearch-maintain", daemon=True)
+            t = threading.Thread(target=self._maintain, args=(False,), name="mmsearch-maintain", daemon=True)
             t.start()
             return t
-        return self.searcher.maintain()
+        return self._maintain(True)
+
+    def _maintain(self, raise_errors: bool) -> list[str]:
+        started = time.perf_counter()
+        self.maintenance = Maintenance("running")
+        outcome = Maintenance("done")
+        try:
+            outcome.done = self.searcher.maintain()
+        except LibraryBusy as busy:  # the writer holding the library maintains the indexes when it is done
+            outcome = Maintenance("skipped", note=f"index maintenance left to the current writer: {busy}")
+            outcome.done = [outcome.note]
+        except Exception as exc:  # noqa: BLE001 - recorded for the status; re-raised when a caller waits
+            outcome = Maintenance("failed", error=f"index maintenance failed: {exc}")
+            if raise_errors:
+                raise
+        finally:
+            outcome.seconds = round(time.perf_counter() - started, 3)
+            outcome.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            self.maintenance = outcome
+        return outcome.done
 
     def encoders(self) -> list[Encoder]:
         """Every encoder whose space may have a table here: the main one plus extra configured ones."""
@@ -129,34 +177,34 @@ class MMSearch:
         engine = QueryEngine(self.library(), self.encoders(), self.searcher.vectors, projectors)
         return engine.run(parts, options or QueryOptions(k=self.settings.default_k))
 
+    # Every surface (CLI verbs, the web tabs, the JSON APIs) asks through query(): one path, one answer.
     def search_text(self, text: str, k: int | None = None, modality: str = "image") -> list[SearchResult]:
-        if modality != "image":
-            return self._search_one(QueryPart("text", text), k, modality)
-        return self.searcher.by_text(text, self.settings.default_k if k is None else k)
+        return self._results(QueryPart("text", text), k, (modality,))
 
     def search_image(self, image: Image.Image | str | Path, k: int | None = None,
                      modality: str = "image") -> list[SearchResult]:
         """modality="audio": sounds that fit the picture, through the bridge."""
-        if modality != "image":
-            return self._search_one(QueryPart("image", image), k, modality)
-        return self.searcher.by_image(image, self.settings.default_k if k is None else k)
+        return self._results(QueryPart("image", image), k, (modality,))
 
     def search_audio(self, clip: object, k: int | None = None, modality: str = "audio") -> list[SearchResult]:
         """Sounds like the clip (a path, or (rate, samples)); modality="image": photos that fit it."""
-        return self._search_one(QueryPart("audio", clip), k, modality)
-
-    def _search_one(self, part: QueryPart, k: int | None, modality: str) -> list[SearchResult]:
-        options = QueryOptions(k=self.settings.default_k if k is None else k, targets=(modality,))
-        return [hit.result for hit in self.query([part], options).hits]
+        return self._results(QueryPart("audio", clip), k, (modality,))
 
     def more_like_this(self, path: str, k: int | None = None) -> list[SearchResult]:
-        k = self.settings.default_k if k is None else k
-        if Path(path).suffix.lower() in audio_extensions():
-            for enc in self.audio_encoders():
-                table = self.library().table("audio", enc.space)
-                if table is not None:
-                    return self.searcher.like(path, k, table)
-        return self.searcher.like(path, k)
+        return [h.result for h in self.like(path, k).hits]
+
+    def like(self, path: str, k: int | None = None, targets: Sequence[str] | None = None) -> Answer:
+        """More like an indexed file, from its stored vectors (photos for a photo, sounds for a sound)."""
+        if targets is None:
+            targets = ("audio",) if Path(path).suffix.lower() in audio_extensions() else ("image",)
+        return self.query([QueryPart("like", path)], self.options(k, targets))
+
+    def options(self, k: int | None = None, targets: Sequence[str] = ("image", "audio"), **more) -> QueryOptions:
+        """The defaults every surface shares (the CLI's flags and the web's controls start from these)."""
+        return QueryOptions(k=self.settings.default_k if k is None else int(k), targets=tuple(targets), **more)
+
+    def _results(self, part: QueryPart, k: int | None, targets: Sequence[str]) -> list[SearchResult]:
+        return [hit.result for hit in self.query([part], self.options(k, targets)).hits]
 
     def status(self) -> dict:
         lib = self.library()
@@ -169,4 +217,5 @@ class MMSearch:
                 tables.append({"table": name, "modality": modality, "rows": tbl.count_rows(),
                                **space.metadata()})
         return {"data_dir": str(lib.data_dir), "roots": lib.roots, "tables": tables,
-                "size_bytes": lib.size_on_disk()}
+                "size_bytes": lib.size_on_disk(), "maintenance": asdict(self.maintenance),
+                "last_maintenance_error": self.maintenance.error}

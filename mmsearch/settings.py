@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     port: int = 7860
     default_k: int = Field(default=12, ge=1, le=1000)
     auth: str | None = None  # "user:password" protects the UI and the API
+    # The web server's reach (see mmsearch/server/policy.py). Folders, separated by os.pathsep, that the web app
+    # may index; empty: the library's own roots and the sample library.
+    index_roots: str = ""
+    export_root: Path | None = None  # where the web app may copy boards; default <data_dir>/exports
+    allowed_hosts: str = ""  # more Host header names to accept, comma-separated (a DNS name in front of the server)
+    insecure_no_auth: bool = False
+    # Many users at once: searches the web app runs side by side (they share the model, whose text calls are
+    # batched), and how many may wait before new ones are turned away with "too busy" instead of queueing forever.
+    web_concurrency: int = Field(default=16, ge=1, le=256)
+    web_queue: int = Field(default=512, ge=1, le=100_000)  # allow a non-loopback bind without --auth (anyone on the network can use it)
     max_upload_mb: int = Field(default=50, ge=1, le=4096)
     # Model zoo: number format, faster CPU path, hub-only parts, more models per library.
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # auto: fp16/bf16 on a GPU, fp32 on a CPU
@@ -50,6 +60,12 @@ class Settings(BaseSettings):
     text_model: str | None = None  # a text model for captions/descriptions, e.g. sentence-transformers/all-MiniLM-L6-v2
     extra_models: str = ""  # more models, each its own table, fused at query time: "[ENCODER:]MODEL[@PRETRAINED],..."
     ocr: bool = False  # read text inside images at index time (RapidOCR, the `ocr` extra): ~1 s per image on a CPU
+
+    def index_root_list(self) -> list[str]:
+        return [p for p in self.index_roots.split(os.pathsep) if p.strip()]
+
+    def export_dir(self) -> Path:
+        return Path(self.export_root or Path(self.data_dir) / "exports").expanduser()
 
     def auth_pair(self) -> tuple[str, str] | None:
         if not self.auth:

@@ -42,13 +42,18 @@ def library(settings, photo_dir, tmp_path) -> MMSearch:
     return svc
 
 
-def test_only_files_inside_indexed_roots_are_served(settings, library, photo_dir, tmp_path):
+def test_only_renditions_are_served(settings, library, photo_dir, tmp_path):
+    from mmsearch.ui.thumbs import Renditions, thumbs_dir
+
     inside = photo_dir / "img0.jpg"
     secret = tmp_path / "secret.txt"
+    thumb = Renditions(thumbs_dir(settings), settings.max_image_pixels).get(str(inside))
     with served(settings, library) as url:
         base = url.rstrip("/") + "/gradio_api"
-        assert _get(f"{base}/file={inside}") == 200  # sanity: the route serves library files
+        assert _get(f"{base}/file={thumb}") == 200  # sanity: the route serves what mmsearch rendered
         attacks = [
+            str(inside),  # an indexed original is never served by path
+
             "/etc/passwd",
             str(secret),
             f"{photo_dir}/../secret.txt",

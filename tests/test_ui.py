@@ -31,11 +31,11 @@ def served(settings: Settings, service: MMSearch | None = None, **build: object)
 
     demo = build_demo(settings, service, **build)
     settings = settings.model_copy(update={"port": free_port()})
-    _, url, _ = launch(settings, demo=demo, prevent_thread_lock=True, quiet=True)
+    running = launch(settings, demo=demo, block=False)
     try:
-        yield url
+        yield running.url
     finally:
-        demo.close()
+        running.close()
 
 
 def client(url: str):
@@ -80,13 +80,12 @@ def test_root_app_imports_with_missing_weights(tmp_path: Path, monkeypatch: pyte
     assert not (tmp_path / "library").exists()  # building the app writes nothing
 
 
-def test_allowed_paths_are_roots_sample_and_thumbnails(settings: Settings, photo_dir: Path) -> None:
+def test_allowed_paths_are_only_the_renditions(settings: Settings, photo_dir: Path) -> None:
     from mmsearch.ui.app import allowed_paths, launch_options
 
-    indexed(settings, photo_dir)
-    paths = allowed_paths(settings, sample_dir=Path("/srv/samples"))
-    assert paths == [str(photo_dir), "/srv/samples", str(settings.data_dir.resolve() / "thumbs")]
-    assert launch_options(settings)["server_name"] == "127.0.0.1"
+    indexed(settings, photo_dir)  # an indexed root is never served by path
+    assert allowed_paths(settings) == [str(settings.data_dir.resolve() / "thumbs")]
+    assert launch_options(settings)["allowed_paths"] == allowed_paths(settings)
 
 
 def test_search_through_client(settings: Settings, photo_dir: Path) -> None:
@@ -98,7 +97,7 @@ def test_search_through_client(settings: Settings, photo_dir: Path) -> None:
         api = client(url)
         text = api.predict(query="a photo of noise", k=4, api_name="/search_text")
         assert text["ok"], text
-        paths = [r["path"] for r in text["results"]]
+        paths = [r["file"] for r in text["results"]]
         assert len(paths) == 4 and set(paths) <= everything
         scores = [r["score"] for r in text["results"]]
         assert scores == sorted(scores, reverse=True)
@@ -106,14 +105,15 @@ def test_search_through_client(settings: Settings, photo_dir: Path) -> None:
         query = photo_dir / "img1.png"
         image = api.predict(handle_file(str(query)), 20, api_name="/search_image")
         assert image["ok"], image
-        assert {r["path"] for r in image["results"]} == everything  # k above the library size: all of it
-        assert image["results"][0]["path"] == str(query)
+        assert {r["file"] for r in image["results"]} == everything  # k above the library size: all of it
+        assert image["results"][0]["file"] == str(query)
         scores = [r["score"] for r in image["results"]]
         assert scores == sorted(scores, reverse=True)
         json.dumps(text), json.dumps(image)  # plain JSON all the way
 
 
 def test_index_folder_through_client(settings: Settings, photo_dir: Path) -> None:
+    settings = settings.model_copy(update={"index_roots": str(photo_dir)})  # the operator allows this folder
     with served(settings) as url:
         api = client(url)
         first = api.predict(folder=str(photo_dir), api_name="/index_folder")
@@ -149,7 +149,7 @@ def test_missing_weights_is_a_message(settings: Settings, photo_dir: Path, tmp_p
     broken = tmp_path / "no-weights"
     broken.mkdir()
     (broken / "open_clip_config.json").write_text("{}")
-    Library(settings.data_dir, create=True)
+    indexed(settings, photo_dir)  # a library built with a model whose weights are then gone
     no_weights = settings.model_copy(update={"model": str(broken)})
     with served(no_weights) as url:
         answer = client(url).predict(query="cats", k=3, api_name="/search_text")
@@ -166,7 +166,7 @@ def test_results_outside_roots_or_deleted_are_hidden(settings: Settings, photo_d
     (photo_dir / "img2.webp").unlink()
     actions = Actions(service, tmp_path / "samples", lambda paths: None)
     found = actions.search_text("anything", 20)
-    shown = {h.path for h in found.hits}
+    shown = {h.result.path for h in found.hits}
     assert shown == files_under(photo_dir)
     assert "2 hidden" in found.message
     assert all(Path(t).suffix == ".webp" and Path(t).is_file() for t in found.thumbs)
@@ -184,5 +184,5 @@ def test_sample_library_button_action(settings: Settings, photo_dir: Path, tmp_p
     actions = Actions(service, photo_dir, exposed.extend)
     done = actions.index_sample()
     assert done.ok and done.report.embedded == len(files_under(photo_dir))
-    assert str(photo_dir) in exposed
+    assert str(photo_dir) not in exposed  # indexing never lets the server send the originals
     assert not actions.library_state().empty

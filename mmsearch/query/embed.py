@@ -10,7 +10,7 @@ from PIL import Image
 
 from mmsearch.encoders.base import EmbeddingSpace, Encoder
 from mmsearch.errors import BadMedia, BadQuery
-from mmsearch.media.images import decode_image
+from mmsearch.media.images import decode_image, flatten
 from mmsearch.query.parts import QueryPart
 
 MAX_QUERY_PIXELS = 178_956_970
@@ -27,7 +27,7 @@ class Projector(Protocol):
 
 def load_query_image(value: object) -> Image.Image:
     if isinstance(value, Image.Image):
-        return value.convert("RGB")
+        return flatten(value)
     path = Path(str(value))
     try:
         data = path.read_bytes()

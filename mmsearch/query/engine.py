@@ -1,28 +1,39 @@
 """The query engine: every query part against every table that can answer it, fused into one list.
 
 1. Route: each part goes to each table whose encoder accepts its modality, or to a table reached
-   through a bridge (projector) from an encoder that does.
+   through a bridge (projector) from an encoder that does. A text part also gets one keyword route per
+   modality, over every table of that modality (they hold the same files).
 2. Retrieve: each (part, table) pair is searched concurrently for a shortlist (vector search with
-   pre-filters; BM25 keyword search too for text parts when hybrid is on).
+   pre-filters; BM25 keyword search too for text parts when hybrid is on). The keyword lists of one
+   part over the tables of one modality are folded into one list (`fusion.best_of`): the same file-name
+   match found in the image table, a second model's table and a caption table is one piece of evidence.
 3. Rerank: every shortlisted candidate is rescored exactly with full-precision vectors against every
    dense part of its table, so fusion sees complete, exact lists (and negative parts can push down).
 4. Fuse (RRF or weighted normalised scores), cut by minimum score, diversify (MMR), explain.
+
+What a result's score means. Fusion only ever sees ranks or per-list normalised scores. The score a
+result shows (and that `min_score` cuts on) is one cosine in one embedding space, named by its
+`score_space`: the space of its modality's home table, the first table (in the order of the encoders
+given, the library's main model first) with a dense list that scored it, against the table's primary
+part (the positive part of largest weight, the first given on ties). A CLIP cosine and a MiniLM cosine
+are never compared or maxed: an image row indexed by two models shows the main model's cosine, and
+`min_score` is a cosine in each result's own space.
 """
 
 from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
 
 from mmsearch.encoders.base import Encoder
-from mmsearch.errors import BadQuery, EmptyQuery, LibraryNotFound
+from mmsearch.errors import BadQuery, EmptyQuery, LibraryNotFound, SpaceMismatch
 from mmsearch.query.embed import Projector, embed_part
 from mmsearch.query.filters import Filters, build_filters
-from mmsearch.query.fusion import RankedList, fuse
+from mmsearch.query.fusion import RankedList, best_of, fuse
 from mmsearch.query.mmr import mmr_order
 from mmsearch.query.parts import MAX_PARTS, QueryOptions, QueryPart
 from mmsearch.search.results import SearchResult
@@ -73,7 +84,13 @@ class Answer:
 class _Route:
     part: QueryPart
     table: SpaceTable
-    vector: np.ndarray | None  # None for keyword-only routes
+    vector: np.ndarray | None  # None for keyword routes
+    order: int = 0  # the part's position in the query
+    tables: tuple[SpaceTable, ...] = ()  # a keyword route: every table of the modality, searched as one
+
+    @property
+    def source(self) -> str:
+        return "+".join(t.name for t in self.tables) if self.tables else self.table.name
 
 
 class QueryEngine:
@@ -91,12 +108,15 @@ class QueryEngine:
         started = time.perf_counter()
         options.validate()
         _check_parts(parts)
+        liked = _liked(parts)
+        if liked and options.shortlist < options.k + len(liked):  # room for k answers besides the file itself
+            options = replace(options, shortlist=options.k + len(liked))
         tables = self._tables(options.targets)
         filters = {t.name: _filters(t, options) for t in tables}
         routes = self._routes(parts, tables)
         lists, rows = self._retrieve(routes, filters, options)
         ranked = self._rerank(routes, lists, rows) if options.rerank else lists
-        hits = self._fuse(ranked, rows, routes, options)
+        hits = self._fuse(ranked, rows, routes, options, liked)
         notes = []
         if any(filters.values()) and len(hits) < options.k:
             notes.append(f"only {len(hits)} item{'s' if len(hits) != 1 else ''} match{'' if len(hits) != 1 else 'es'} "
@@ -121,21 +141,36 @@ class QueryEngine:
     def _routes(self, parts: Sequence[QueryPart], tables: list[SpaceTable]) -> list[_Route]:
         cache: dict[tuple[int, str], np.ndarray] = {}
         routes: list[_Route] = []
-        for part in parts:
+        for order, part in enumerate(parts):
             found = False
             for table in tables:
                 vec = self._vector_for(part, table, cache)
                 if vec is not None:
-                    routes.append(_Route(part, table, vec))
+                    routes.append(_Route(part, table, vec, order))
                     found = True
-                if part.kind == "text" and not part.negative:
-                    routes.append(_Route(part, table, None))  # keyword side, used when hybrid is on
+            if part.kind == "text" and not part.negative:  # keyword side, used when hybrid is on
+                for modality in dict.fromkeys(t.modality for t in tables):
+                    same = tuple(t for t in tables if t.modality == modality)
+                    routes.append(_Route(part, same[0], None, order, same))
+            if not found and part.kind == "like":
+                raise BadQuery(f"{part.value} is not in the library; index its folder first, or search by it as "
+                               f"an image or a sound")
             if not found:
-                have = ", ".join(f"{t.modality} ({t.space.describe()})" for t in tables)
+                have = "; ".join(f"{t.modality} ({t.space.describe()})" for t in tables)
+                mine = [e.space.describe() for e in self.encoders if e.supports(part.kind)]
+                if mine:  # the library was built with other models than the ones asked to search it
+                    built = "; ".join(sorted({t.space.describe() for t in tables}))
+                    raise SpaceMismatch(
+                        f"this library was indexed with {built}, not {', '.join(mine)}. Search with the model it was "
+                        f"built with (--model/--pretrained), or run `mmsearch index` with the new model to embed "
+                        f"the library again in its own table (the existing table is kept)")
                 raise BadQuery(f"no table in this library can answer {part.describe()}: the library has {have}")
         return routes
 
     def _vector_for(self, part: QueryPart, table: SpaceTable, cache: dict) -> np.ndarray | None:
+        if part.kind == "like":  # more like an indexed file: its stored vector in every table that holds it
+            row = table.rows_for_paths([str(part.value)], with_vector=True).get(str(part.value))
+            return None if row is None else np.asarray(row["vector"], np.float32)
         for enc in self.encoders:
             if enc.supports(part.kind) and enc.space == table.space:
                 return self._embed(enc, part, cache)
@@ -159,7 +194,8 @@ class QueryEngine:
     def _retrieve(self, routes: list[_Route], filters: dict[str, Filters], options: QueryOptions
                   ) -> tuple[list[tuple[_Route, RankedList]], dict[str, tuple[SpaceTable, dict]]]:
         dense = [r for r in routes if r.vector is not None and not r.part.negative]
-        keyword = [r for r in routes if r.vector is None and options.hybrid and r.table.has_keyword_index()]
+        keyword = [r for r in routes if r.vector is None and options.hybrid
+                   and any(t.has_keyword_index() for t in r.tables)]
         by_table: dict[str, list[_Route]] = {}
         for r in dense:
             by_table.setdefault(r.table.name, []).append(r)
@@ -171,9 +207,16 @@ class QueryEngine:
                                             filters[table.name], approximate=options.rerank)
 
         def keyword_job(route: _Route) -> list[list[tuple[dict, float]]]:
-            f = filters[route.table.name]
-            arrow = route.table.keyword_search(str(route.part.value), options.shortlist, f.sql())
-            return [[(r, r.pop("_score")) for r in arrow.to_pylist()]]
+            found: dict[str, dict] = {}
+            per_table = []
+            for table in (t for t in route.tables if t.has_keyword_index()):
+                arrow = table.keyword_search(str(route.part.value), options.shortlist, filters[table.name].sql())
+                hits = arrow.to_pylist()
+                per_table.append(RankedList(tuple(r["path"] for r in hits), tuple(r.pop("_score") for r in hits)))
+                for r in hits:
+                    found.setdefault(r["path"], r)
+            one = best_of(per_table)  # one list per part and modality, however many tables hold the files
+            return [[(found[p], s) for p, s in zip(one.keys, one.scores)][: options.shortlist]]
 
         futures = [_POOL.submit(vector_job, g) for g in by_table.values()]
         futures += [_POOL.submit(keyword_job, r) for r in keyword]
@@ -213,16 +256,18 @@ class QueryEngine:
 
     # -- fusion ---------------------------------------------------------------------------------
     def _fuse(self, ranked: list[tuple[_Route, RankedList]], rows: dict[str, tuple[SpaceTable, dict]],
-              routes: list[_Route], options: QueryOptions) -> list[FusedHit]:
+              routes: list[_Route], options: QueryOptions, exclude: set[str] = frozenset()) -> list[FusedHit]:
         if not options.rerank:  # negative parts still need scores over the candidates
             negatives = [r for r in routes if r.vector is not None and r.part.negative]
             ranked = ranked + self._score_candidates(negatives, rows)
         if not ranked or not any(rl.keys for _, rl in ranked):
             return []
         fused = fuse([rl for _, rl in ranked if rl.keys], options.method, options.rrf_k, options.norm)
-        best = _best_dense(ranked)
-        if options.min_score is not None:
-            fused = [(p, s) for p, s in fused if best.get(p, -1.0) >= options.min_score]
+        if exclude:  # "more like this" never answers with the file itself
+            fused = [(p, s) for p, s in fused if p not in exclude]
+        own = self._own_scores(ranked, rows)
+        if options.min_score is not None:  # a cosine, compared in each result's own space
+            fused = [(p, s) for p, s in fused if p in own and own[p][0] >= options.min_score]
         if options.mmr is not None and len(fused) > 1:
             fused = self._diversify(fused[: options.shortlist], rows, options)
         hits = []
@@ -230,13 +275,33 @@ class QueryEngine:
         for path, score in fused[: options.k]:
             table, row = rows[path]
             contribs = [
-                Contribution(route.part.describe(), route.table.name, "dense" if route.vector is not None else "keyword",
+                Contribution(route.part.describe(), route.source, "dense" if route.vector is not None else "keyword",
                              pos[path] + 1, rl.scores[pos[path]])
                 for route, rl, pos in index if path in pos
             ]
-            result = SearchResult.from_row(row, best.get(path, 0.0), table.modality)
+            cosine, space = own.get(path, (0.0, None))
+            result = SearchResult.from_row(row, cosine, table.modality, space)
             hits.append(FusedHit(result, score, contribs))
         return hits
+
+    def _own_scores(self, ranked: list[tuple[_Route, RankedList]], rows: dict[str, tuple[SpaceTable, dict]]
+                    ) -> dict[str, tuple[float, str]]:
+        """path -> (cosine, space id): the score in the result's home space (module docstring)."""
+        rank_of_space = {enc.space: n for n, enc in enumerate(self.encoders)}
+        dense = [(route, rl) for route, rl in ranked if route.vector is not None and not route.part.negative]
+        # Home order: tables by their encoder's place (bridged tables after), then parts by weight.
+        dense.sort(key=lambda x: (rank_of_space.get(x[0].table.space, len(self.encoders)), x[0].table.name,
+                                  -x[0].part.weight, x[0].order))
+        by_modality: dict[str, list[tuple[_Route, dict[str, float]]]] = {}
+        for route, rl in dense:
+            by_modality.setdefault(route.table.modality, []).append((route, dict(zip(rl.keys, rl.scores))))
+        out: dict[str, tuple[float, str]] = {}
+        for path, (table, _) in rows.items():
+            for route, scores in by_modality.get(table.modality, []):
+                if path in scores:
+                    out[path] = (scores[path], route.table.space.id)
+                    break
+        return out
 
     def _diversify(self, fused: list[tuple[str, float]], rows: dict[str, tuple[SpaceTable, dict]],
                    options: QueryOptions) -> list[tuple[str, float]]:
@@ -254,15 +319,8 @@ class QueryEngine:
         return [fused[i] for i in order]
 
 
-def _best_dense(ranked: list[tuple[_Route, RankedList]]) -> dict[str, float]:
-    best: dict[str, float] = {}
-    for route, rl in ranked:
-        if route.vector is None or route.part.negative:
-            continue
-        for p, s in zip(rl.keys, rl.scores):
-            if s > best.get(p, -np.inf):
-                best[p] = s
-    return best
+def _liked(parts: Sequence[QueryPart]) -> set[str]:
+    return {str(p.value) for p in parts if p.kind == "like" and not p.negative}
 
 
 def _filters(table: SpaceTable, options: QueryOptions) -> Filters:

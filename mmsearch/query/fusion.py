@@ -8,6 +8,9 @@ Two methods:
   spaces are never compared: each list is normalised on its own first.
 
 Negative weights subtract: a list for "- people" pushes down what it ranks high.
+
+One piece of evidence is one list: `best_of` folds the lists of the same keyword query over several
+tables of the same files into one before fusing, so a file-name match counts once, not once per table.
 """
 
 from __future__ import annotations
@@ -87,6 +90,19 @@ def weighted(lists: Sequence[RankedList], norm: Norm = "minmax") -> dict[str, fl
         for key, s in zip(rl.keys, z):
             fused[key] = fused.get(key, 0.0) + rl.weight * (float(s) - floor)
     return fused
+
+
+def best_of(lists: Sequence[RankedList], weight: float = 1.0, label: str = "") -> RankedList:
+    """One list from several lists of the same evidence (one keyword query over the same files' words in
+    several tables): each key once, at its best score, best first (ties keep first-seen order). Fusing
+    the lists side by side instead would count one match once per table."""
+    best: dict[str, float] = {}
+    for rl in lists:
+        for key, s in zip(rl.keys, rl.scores):
+            if key not in best or s > best[key]:
+                best[key] = s
+    ranked = sorted(best.items(), key=lambda kv: -kv[1])
+    return RankedList(tuple(k for k, _ in ranked), tuple(float(s) for _, s in ranked), weight, label)
 
 
 def fuse(lists: Sequence[RankedList], method: Method = "rrf", k: float = 60, norm: Norm = "minmax") -> list[tuple[str, float]]:

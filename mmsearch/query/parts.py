@@ -10,8 +10,9 @@ from typing import Any, Literal
 from mmsearch.errors import BadQuery, EmptyQuery
 from mmsearch.query.fusion import Method, Norm
 
-PartKind = Literal["text", "image", "audio", "composed"]
-KINDS: tuple[str, ...] = ("text", "image", "audio", "composed")  # composed: (image, instruction) for BGE-VL
+PartKind = Literal["text", "image", "audio", "composed", "like"]
+# composed: (image, instruction) for BGE-VL; like: the path of an indexed file, searched by its stored vectors
+KINDS: tuple[str, ...] = ("text", "image", "audio", "composed", "like")
 MAX_PARTS = 16
 _WEIGHTED = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*:(.*)$", re.S)
 

@@ -2,7 +2,8 @@
 
 LanceDB's flat scan took ~310 ms per query at 100k x 512 here while a numpy matrix-vector product
 took ~26 ms, so below the ANN threshold we keep the vectors in memory and refresh them whenever the
-table's version changes.
+table's identity changes: its version and that version's manifest (`SpaceTable.identity`), so a table
+dropped and created again under the same name at the same version number is read afresh.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ from mmsearch.store.table import SpaceTable
 class ExactIndex:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._version: int | None = None
+        self._identity: tuple[int, str | None] | None = None
         self._matrix = np.zeros((0, 0), dtype=np.float32)
         self._meta: pa.Table | None = None
         self._position_of: dict[str, int] | None = None
         self._position_meta: pa.Table | None = None
 
     def _refresh(self, table: SpaceTable) -> None:
-        version = table.version
-        if version == self._version:
+        identity = table.identity
+        if identity == self._identity:
             return
         metas, mats = [], []
         for batch, vectors in table.iter_vectors():
@@ -35,7 +36,7 @@ class ExactIndex:
             mats.append(vectors)
         self._meta = pa.Table.from_batches(metas) if metas else None
         self._matrix = np.ascontiguousarray(np.concatenate(mats)) if mats else np.zeros((0, table.space.dim), np.float32)
-        self._version = version
+        self._identity = identity
 
     def vectors(self, table: SpaceTable, paths: list[str]) -> dict[str, np.ndarray]:
         """Full-precision stored vectors of some rows, from the in-memory copy."""

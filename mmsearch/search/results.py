@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 @dataclass
 class SearchResult:
     path: str
-    score: float  # cosine similarity in the table's space
+    score: float  # cosine similarity in one embedding space: the one named by score_space
     name: str
     folder: str
     width: int
@@ -16,12 +16,16 @@ class SearchResult:
     modality: str = "image"
     duration_s: float | None = None
     offset_s: float | None = None
+    # The space (EmbeddingSpace.id) whose cosine `score` is; None when no dense list scored the item
+    # (a keyword-only hit with rerank off). Scores of different spaces are different numbers.
+    score_space: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_row(cls, row: dict, score: float, modality: str = "image") -> "SearchResult":
+    def from_row(cls, row: dict, score: float, modality: str = "image",
+                 space: str | None = None) -> "SearchResult":
         return cls(
             path=row["path"],
             score=round(float(score), 6),
@@ -34,4 +38,5 @@ class SearchResult:
             modality=modality,
             duration_s=row.get("duration_s"),
             offset_s=row.get("offset_s"),
+            score_space=space,
         )

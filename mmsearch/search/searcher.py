@@ -10,7 +10,7 @@ from PIL import Image
 
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import BadMedia, BadQuery, EmptyQuery, LibraryNotFound, SpaceMismatch
-from mmsearch.media.images import decode_image
+from mmsearch.media.images import decode_image, flatten
 from mmsearch.search.vector import VectorSearch
 from mmsearch.search.results import SearchResult
 from mmsearch.store.library import Library
@@ -58,7 +58,7 @@ class Searcher:
         table = self.table()
         if not isinstance(image, Image.Image):
             image = self._read_image(Path(image))
-        tensor = self.encoder.preprocess_image(image.convert("RGB"))
+        tensor = self.encoder.preprocess_image(flatten(image))
         return self.by_vector(table, self.encoder.encode_images([tensor])[0], k)
 
     def like(self, path: str, k: int = 12, table: SpaceTable | None = None) -> list[SearchResult]:
@@ -75,21 +75,27 @@ class Searcher:
     def by_vector(self, table: SpaceTable, vector: np.ndarray, k: int) -> list[SearchResult]:
         if not 1 <= k <= MAX_K:
             raise BadQuery(f"k must be between 1 and {MAX_K}, got {k}")
-        return [SearchResult.from_row(r, s, table.modality) for r, s in self.vectors.search(table, vector, k)]
+        return [SearchResult.from_row(r, s, table.modality, table.space.id)
+                for r, s in self.vectors.search(table, vector, k)]
 
     # -- maintenance ----------------------------------------------------------------------------
     def maintain(self) -> list[str]:
-        """Update keyword and ANN indexes of every table. Safe to run in a background thread."""
+        """Update keyword and ANN indexes of every table. Safe to run in a background thread.
+
+        Holds the library's writer lock, as an indexer does: an index build rewrites the table's
+        indexes and must not interleave with another process's commits. Raises LibraryBusy when a
+        writer holds it (that writer maintains the indexes itself when it finishes)."""
         if not self._ann_lock.acquire(blocking=False):
-            return []
+            return []  # a maintenance of this library is running in this process already
         try:
-            done = []
-            for modality in ("image", "audio"):
-                for space in self.library.spaces(modality):
-                    table = self.library.table(modality, space)
-                    if table is not None:
-                        done += [f"{table.name}: {d}" for d in table.maintain(self.ann_threshold)]
-            return done
+            with self.library.writer_lock():
+                done = []
+                for modality in ("image", "audio"):
+                    for space in self.library.spaces(modality):
+                        table = self.library.table(modality, space)
+                        if table is not None:
+                            done += [f"{table.name}: {d}" for d in table.maintain(self.ann_threshold)]
+                return done
         finally:
             self._ann_lock.release()
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
@@ -90,6 +92,8 @@ class SpaceTable:
         self.space = space
         self._by_version: dict[str, tuple[int, Any]] = {}
         self._version_read: tuple[float, int] | None = None
+        self._identity_read: tuple[float, tuple[int, str | None]] | None = None
+        self._layout: tuple[str, bool] | None = None
 
     @property
     def name(self) -> str:
@@ -105,8 +109,41 @@ class SpaceTable:
             self._version_read = (now, self.table.version)
         return self._version_read[1]
 
+    @property
+    def identity(self) -> tuple[int, str | None]:
+        """(version, digest of that version's manifest), read at most every VERSION_TTL_S.
+
+        The version number alone does not name the rows: a table dropped and created again under the
+        same name (a catalog rebuilt with new columns) counts its versions from 1 again, so a cache keyed
+        by name and version would serve the old table's vectors. The manifest lists the version's data
+        files, whose names are new on every write, so its digest differs whenever the rows may. None
+        where the table's files are not on a local disk (then only the version is known)."""
+        now = time.monotonic()
+        if self._identity_read is None or now - self._identity_read[0] > VERSION_TTL_S:
+            version = self.table.version
+            self._version_read = (now, version)
+            self._identity_read = (now, (version, self._manifest_digest(version)))
+        return self._identity_read[1]
+
+    def _manifest_digest(self, version: int) -> str | None:
+        try:
+            if self._layout is None:  # fixed for a handle's life: ask once
+                self._layout = (str(self.table.uri), bool(self.table.uses_v2_manifest_paths()))
+            uri, v2 = self._layout
+        except Exception:  # noqa: BLE001 - a remote or future table kind: fall back to the version
+            return None
+        if "://" in uri and not uri.startswith("file://"):
+            return None
+        name = f"{2**64 - 1 - version}.manifest" if v2 else f"{version}.manifest"  # Lance's two layouts
+        try:
+            data = (Path(uri.removeprefix("file://")) / "_versions" / name).read_bytes()
+        except OSError:
+            return None
+        return hashlib.blake2b(data, digest_size=16).hexdigest()
+
     def _wrote(self) -> None:
         self._version_read = None
+        self._identity_read = None
 
     def _per_version(self, key: str, compute: Any) -> Any:
         """Facts that only change with a new version (a commit or an index build) are read once per version."""

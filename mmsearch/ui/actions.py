@@ -18,10 +18,15 @@ from PIL import Image
 from mmsearch.errors import MMSearchError
 from mmsearch.ingest import IndexReport
 from mmsearch.ingest.indexer import Progress
+from mmsearch.query.engine import Answer, FusedHit
+from mmsearch.query.parts import QueryPart
 from mmsearch.search import SearchResult
+from mmsearch.server.policy import WebPolicy
+from mmsearch.server.schema import api_record
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly, is_empty, shown_message
 from mmsearch.ui.thumbs import PREVIEW_EDGE, Renditions, thumbs_dir
+from mmsearch.ui.tiles import sound_tile
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +35,13 @@ ProgressFn = Callable[[Progress], None]
 
 @dataclass
 class Found:
-    hits: list[SearchResult] = field(default_factory=list)
-    thumbs: list[str] = field(default_factory=list)  # one rendition per hit
+    hits: list[FusedHit] = field(default_factory=list)
+    thumbs: list[str] = field(default_factory=list)  # one rendition per hit (a tile for a sound)
     message: str = ""
     ok: bool = True
 
     def to_json(self) -> dict:
-        return {"ok": self.ok, "message": self.message, "results": [h.to_dict() for h in self.hits]}
+        return {"ok": self.ok, "message": self.message, "results": [api_record(h.to_dict()) for h in self.hits]}
 
 
 @dataclass
@@ -74,40 +79,53 @@ class Actions:
         self.service = service
         self.sample_dir = Path(sample_dir)
         self.renditions = Renditions(thumbs_dir(service.settings), service.settings.max_image_pixels)
-        self._expose = expose  # lets the web server serve the given folders
+        self._expose = expose  # lets the web server serve the renditions folder (never originals)
 
     # -- searching ------------------------------------------------------------------------------
+    # The same QueryParts and options as `mmsearch search`: the page, the API and the CLI give one answer.
     def search_text(self, query: str, k: int) -> Found:
-        return self._search(lambda: self.service.search_text(query or "", int(k)), f"“{(query or '').strip()}”")
+        return self._search(lambda: self.service.query([QueryPart("text", query or "")], self.service.options(k)),
+                            f"“{(query or '').strip()}”")
 
     def search_image(self, image: Image.Image | str | None, k: int) -> Found:
         if image is None:
             return Found(message="Upload or paste an image to search by it.", ok=False)
-        return self._search(lambda: self.service.search_image(image, int(k)), "your image")
+        return self._search(lambda: self.service.query([QueryPart("image", image)], self.service.options(k)),
+                            "your image")
 
     def more_like_this(self, path: str | None, k: int) -> Found:
         if not path:
             return Found(message="Click a result first, then ask for more like it.", ok=False)
         name = os.path.basename(path)
-        return self._search(lambda: self.service.more_like_this(path, int(k)), f"more like {name}")
+        return self._search(lambda: self.service.like(path, k), f"more like {name}")
 
-    def _search(self, run: Callable[[], list[SearchResult]], what: str) -> Found:
+    def _search(self, run: Callable[[], Answer], what: str) -> Found:
         try:
-            hits = run()
+            answer = run()
             library = self.service.library()
         except Exception as exc:  # noqa: BLE001 - the edge: everything becomes a message
             return Found(message=self._message(exc), ok=False)
         self._expose([str(self.renditions.folder)])
         shown = Found()
-        for hit in hits:
-            thumb = self.renditions.get(hit.path) if library.contains(hit.path) else None
+        for hit in answer.hits:
+            thumb = self.rendition(hit.result) if library.contains(hit.result.path) else None
             if thumb is not None:  # outside the roots, moved, deleted or unreadable since indexing
                 shown.hits.append(hit)
                 shown.thumbs.append(thumb)
-        shown.message = shown_message(len(shown.hits), len(hits), what)
+        shown.message = shown_message(len(shown.hits), len(answer.hits), what)
+        if answer.notes:
+            shown.message += " · " + " · ".join(answer.notes)
         return shown
 
+    def rendition(self, result: SearchResult) -> str | None:
+        """A thumbnail for a photo; a labelled tile for a sound (the Sounds tab plays them)."""
+        if result.modality == "audio":
+            return sound_tile(self.renditions.folder / "tiles", result) if os.path.exists(result.path) else None
+        return self.renditions.get(result.path)
+
     def preview(self, hit: SearchResult) -> str | None:
+        if hit.modality == "audio":
+            return self.rendition(hit)
         return self.renditions.get(hit.path, PREVIEW_EDGE)
 
     # -- indexing -------------------------------------------------------------------------------
@@ -116,20 +134,24 @@ class Actions:
         if not folder:
             return Indexed(None, "Type the path of a folder to index.", ok=False)
         path = os.path.abspath(os.path.expanduser(folder))
-        if not os.path.isdir(path):
-            return Indexed(None, f"{path} is not a folder on this machine.", ok=False)
         try:
+            path = self.policy().check_index(path)  # before looking: the answer must not reveal what exists
+            if not os.path.isdir(path):
+                return Indexed(None, f"{path} is not a folder on this machine.", ok=False)
             report = self.service.index([path], on_progress)
             self.service.maintain_index(background=True)
         except Exception as exc:  # noqa: BLE001
             return Indexed(None, self._message(exc), ok=False)
-        self._expose(self._roots())
         return Indexed(report, report.summary()[:1].upper() + report.summary()[1:])
 
     def index_sample(self, on_progress: ProgressFn | None = None) -> Indexed:
         if not self.sample_dir.is_dir():
             return Indexed(None, f"The sample library is not installed ({self.sample_dir} is missing).", ok=False)
         return self.index_folder(str(self.sample_dir), on_progress)
+
+    def policy(self) -> WebPolicy:
+        """What a web request may index or write: the operator's roots, else the library's and the sample's."""
+        return WebPolicy.from_settings(self.service.settings, self._roots(), self.sample_dir)
 
     # -- library --------------------------------------------------------------------------------
     def library_state(self) -> LibraryState:

@@ -8,12 +8,11 @@ from typing import Any
 
 import gradio as gr
 
-from mmsearch.errors import LibraryNotFound
 from mmsearch.ingest.indexer import Progress
-from mmsearch.search import SearchResult
+from mmsearch.query.engine import FusedHit
+from mmsearch.server.http import Running, create_app, start
 from mmsearch.service import MMSearch
 from mmsearch.settings import SAMPLE_LIBRARY, Settings
-from mmsearch.store import Library
 from mmsearch.ui.actions import Actions, Found, Indexed
 from mmsearch.ui.api import register_api
 from mmsearch.ui.compose import ComposeActions, compose_tab
@@ -42,7 +41,7 @@ def build_demo(settings: Settings, service: MMSearch | None = None, *, sample_di
     service = service or MMSearch(settings)
     default_k = max(1, min(settings.default_k, MAX_K))
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
-        actions = Actions(service, sample_dir or SAMPLE_LIBRARY, lambda paths: _expose(demo, paths))
+        actions = Actions(service, sample_dir or SAMPLE_LIBRARY, lambda paths: _expose(demo, paths, settings))
         gr.Markdown(f"# {TITLE}\nSearch your photos by describing them, or by showing a similar picture.")
         with gr.Row(visible=False, equal_height=True, elem_id="mms-banner") as banner:
             gr.Markdown(EMPTY_LIBRARY)
@@ -51,14 +50,15 @@ def build_demo(settings: Settings, service: MMSearch | None = None, *, sample_di
             with gr.Tab("Search", id="search"):
                 s = _search_tab(actions, default_k)
             with gr.Tab("Sounds", id="sounds"):
-                sounds_tab(SoundActions(service, actions.renditions, lambda paths: _expose(demo, paths)),
+                sounds_tab(SoundActions(service, actions.renditions, lambda paths: _expose(demo, paths, settings)),
                            default_k, PRIVATE)
             with gr.Tab("Combine", id="combine"):
-                compose_tab(ComposeActions(service, actions.renditions, lambda paths: _expose(demo, paths)),
+                compose_tab(ComposeActions(service, actions.renditions, lambda paths: _expose(demo, paths, settings)),
                             default_k, PRIVATE)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate_tab(service, PRIVATE)
-            workflow_tabs(service, actions.renditions, lambda paths: _expose(demo, paths), default_k, PRIVATE)
+            workflow_tabs(service, actions.renditions, lambda paths: _expose(demo, paths, settings), default_k, PRIVATE,
+                          actions.policy)
             with gr.Tab("Index", id="index"):
                 folder, index_btn, summary, skipped = _index_tab()
             with gr.Tab("Library", id="library"):
@@ -87,7 +87,9 @@ def build_demo(settings: Settings, service: MMSearch | None = None, *, sample_di
         sample_btn.click(index_sample, None, index_outputs, **INDEX_EVENT)
         refresh_btn.click(show_state, None, [status_md, banner], **PRIVATE)
         demo.load(show_state, None, [status_md, banner], **PRIVATE)
-    return demo.queue(default_concurrency_limit=4)
+    # Gradio runs one event at a time unless told otherwise. Searches run side by side (each holds the GIL only
+    # between numpy/torch calls), indexing one at a time (INDEX_EVENT), and the queue is bounded.
+    return demo.queue(default_concurrency_limit=settings.web_concurrency, max_size=settings.web_queue)
 
 
 def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
@@ -116,14 +118,14 @@ def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
 
     def show(found: Found) -> tuple:
         # Problems go in the line above the gallery, where the results would have been; no toast.
-        items = [(t, caption(h)) for h, t in zip(found.hits, found.thumbs)]
+        items = [(t, caption(h.result)) for h, t in zip(found.hits, found.thumbs)]
         note = found.message if found.ok else f"⚠️ {found.message}"
         return items, found.hits, note
 
-    def on_select(hits: list[SearchResult], evt: gr.SelectData) -> tuple:
+    def on_select(hits: list[FusedHit], evt: gr.SelectData) -> tuple:
         if not hits or evt.index is None or not 0 <= evt.index < len(hits):
             return None, NO_SELECTION, None, gr.update(interactive=False)
-        hit = hits[evt.index]
+        hit = hits[evt.index].result
         return actions.preview(hit), detail_markdown(hit), hit.path, gr.update(interactive=True)
 
     outs = [gallery, results, message]
@@ -171,27 +173,24 @@ def _progress_reporter(progress: gr.Progress):
     return report
 
 
-def _expose(demo: gr.Blocks, paths: list[str]) -> None:
-    """Let the server send files from these folders (a root indexed after launch, the thumbnails)."""
+def _expose(demo: gr.Blocks, paths: list[str], settings: Settings) -> None:
+    """Let the server send files from the renditions folder, and from nothing else: originals are never
+    served by path, whatever a caller asks (an indexed folder may hold keys, notes, anything)."""
+    renditions = str(thumbs_dir(settings))
     for p in paths:
-        if p not in demo.allowed_paths:
+        if p == renditions and p not in demo.allowed_paths:
             demo.allowed_paths.append(p)
 
 
-def allowed_paths(settings: Settings, sample_dir: Path | None = None) -> list[str]:
-    """The library's indexed roots, the sample folder and the thumbnail cache: nothing else is served."""
-    try:
-        roots = Library(settings.data_dir, create=False).roots
-    except LibraryNotFound:
-        roots = []
-    return roots + [str(Path(sample_dir or SAMPLE_LIBRARY).resolve()), str(thumbs_dir(settings))]
+def allowed_paths(settings: Settings) -> list[str]:
+    """Only what mmsearch renders (thumbnails, previews, sound excerpts): never an indexed root."""
+    return [str(thumbs_dir(settings))]
 
 
-def launch_options(settings: Settings, sample_dir: Path | None = None) -> dict[str, Any]:
+def launch_options(settings: Settings) -> dict[str, Any]:
+    """Options of gr.mount_gradio_app (the host and port belong to our own server, see mmsearch/server)."""
     return {
-        "server_name": settings.host,
-        "server_port": settings.port,
-        "allowed_paths": allowed_paths(settings, sample_dir),
+        "allowed_paths": allowed_paths(settings),
         "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="slate"),
         "css": CSS,
         "footer_links": ["api"],
@@ -200,8 +199,13 @@ def launch_options(settings: Settings, sample_dir: Path | None = None) -> dict[s
     }
 
 
-def launch(settings: Settings, share: bool = False, *, demo: gr.Blocks | None = None, **overrides: Any) -> Any:
-    """Serve the app on settings.host:settings.port (loopback by default); blocks unless told not to."""
+def launch(settings: Settings, *, demo: gr.Blocks | None = None, block: bool = True) -> Running:
+    """Serve the app on settings.host:settings.port (loopback by default). block=False returns the running
+    server (its url, and close()); block=True serves until Ctrl-C."""
     demo = demo or build_demo(settings)
-    options = launch_options(settings) | {"share": share} | overrides
-    return demo.launch(**options)
+    asgi = create_app(settings, demo, launch_options(settings), routes=getattr(demo, "mms_routes", None))
+    running = start(settings, asgi, demo, record_in=Path(settings.data_dir).expanduser())
+    if block:
+        print(f"mmsearch is serving on {running.url}", flush=True)
+        running.wait()
+    return running

@@ -16,6 +16,7 @@ from mmsearch.query.engine import FusedHit
 from mmsearch.query.parts import QueryOptions, QueryPart
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly
+from mmsearch.ui.sounds import Previews
 from mmsearch.ui.thumbs import Renditions
 
 TEXT_SLOTS, IMAGE_SLOTS, AUDIO_SLOTS = 3, 2, 1
@@ -37,8 +38,10 @@ class Composed:
         return [[i, BADGE.get(h.result.modality, h.result.modality), h.result.path, round(h.result.score, 3),
                  round(h.score, 4), h.explain()] for i, h in enumerate(self.hits, 1)]
 
+    previews: list[str] = field(default_factory=list)  # excerpts of the sounds found, best first
+
     def sounds(self) -> list[str]:
-        return [h.result.path for h in self.hits if h.result.modality == "audio"]
+        return self.previews
 
 
 def _split(text: str) -> list[str]:
@@ -49,6 +52,7 @@ class ComposeActions:
     def __init__(self, service: MMSearch, renditions: Renditions, expose: Callable[[list[str]], None]) -> None:
         self.service = service
         self.renditions = renditions
+        self.previews = Previews(renditions.folder / "audio")  # excerpts, never the originals
         self._expose = expose
 
     def run(self, texts: list[tuple[str, float]], images: list[tuple[Any, float]], audios: list[tuple[Any, float]],
@@ -74,6 +78,10 @@ class ComposeActions:
                 continue
             out.hits.append(hit)
             out.thumbs.append(self.renditions.get(hit.result.path) if hit.result.modality == "image" else None)
+            if hit.result.modality == "audio" and not out.previews:
+                preview = self.previews.get(hit.result)
+                if preview is not None:
+                    out.previews.append(preview)
         n = len(out.hits)
         out.message = f"{n} result{'s' if n != 1 else ''} from {answer.lists} ranked lists in {answer.seconds * 1000:.0f} ms"
         if answer.notes:

@@ -16,6 +16,7 @@ import gradio as gr
 
 from mmsearch.query.engine import Answer, FusedHit
 from mmsearch.query.parts import QueryOptions, QueryPart
+from mmsearch.server.policy import WebPolicy
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly
 from mmsearch.ui.thumbs import Renditions
@@ -41,10 +42,12 @@ class Moody:
 
 
 class MoodActions:
-    def __init__(self, service: MMSearch, renditions: Renditions, expose: Callable[[list[str]], None]) -> None:
+    def __init__(self, service: MMSearch, renditions: Renditions, expose: Callable[[list[str]], None],
+                 policy: Callable[[], WebPolicy]) -> None:
         self.service = service
         self.renditions = renditions
         self._expose = expose
+        self._policy = policy  # where the web app may copy files
 
     def _options(self, k: int, target: str) -> QueryOptions:
         return QueryOptions(k=int(k), targets={"images": ("image",), "audio": ("audio",)}.get(target, ("image", "audio")))
@@ -101,8 +104,9 @@ class MoodActions:
         if not (folder or "").strip():
             return "⚠️ Type the folder to copy the board into."
         try:
+            target = self._policy().export_folder(folder)
             pins = Boards(self.service.library()).items(board or "")
-            return f"Copied {len(export_folder(pins, folder.strip()))} files to `{folder.strip()}`."
+            return f"Copied {len(export_folder(pins, target))} files to `{target}`."
         except Exception as exc:  # noqa: BLE001
             return f"⚠️ {friendly(exc)}"
 
@@ -138,7 +142,8 @@ def mood_tab(actions: MoodActions, default_k: int, private: dict) -> None:
         like_btn = gr.Button("More like this board", scale=1, elem_id="mms-m-like")
         sheet_btn = gr.Button("Contact sheet", scale=1, elem_id="mms-m-sheet")
     with gr.Row(equal_height=True):
-        folder = gr.Textbox(label="Copy the board to folder", placeholder="/home/me/handoff", scale=3)
+        folder = gr.Textbox(label="Copy the board to a folder (inside the server's export folder)",
+                            placeholder="handoff", scale=3)
         copy_btn = gr.Button("Copy files", scale=1)
         fmt = gr.Radio(["csv", "jsonl"], value="csv", label="Export results as", scale=1)
         export_btn = gr.Button("Export results", scale=1, elem_id="mms-m-export")

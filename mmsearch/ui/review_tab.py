@@ -20,7 +20,7 @@ from mmsearch.ui.present import friendly
 from mmsearch.ui.thumbs import Renditions
 from mmsearch.workflows.dupes import clusters, copies_of, hash_index, load_image
 from mmsearch.workflows.export import export
-from mmsearch.workflows.moderation import Scanner, WatchList, calibrate, watchlist_path
+from mmsearch.workflows.moderation import Scanner, WatchList, calibrate_spaces, watchlist_path
 from mmsearch.workflows.review import QueueItem, ReviewQueue
 
 QUEUE_HEADERS = ["id", "status", "concept", "score", "matched", "file", "decided by", "decided at", "note"]
@@ -101,15 +101,16 @@ class ReviewActions:
         try:
             library = self.service.library()
             c = WatchList.load(watchlist_path(library)).get(concept)
-            cal = calibrate(Scanner(library, self.service.encoders()), c, self._queue().labels(concept))
+            cals = calibrate_spaces(Scanner(library, self.service.encoders()), c, self._queue().labels(concept))
         except Exception as exc:  # noqa: BLE001
             return f"⚠️ {friendly(exc)}", empty
+        cal = cals[0]  # the curve of the main model's space; every space's threshold is in the note
         frame = pd.DataFrame([[p.threshold, p.precision, p.recall, p.f1, p.tp, p.fp, p.fn] for p in cal.points],
                              columns=CURVE_HEADERS)
-        b = cal.best
-        return (f"On {len(cal.labels)} decided items: threshold **{b.threshold:.4f}** gives precision "
-                f"{b.precision:.2f} and recall {b.recall:.2f} (best F1). Lower thresholds catch more and "
-                f"flag more that is fine."), frame
+        each = "; ".join(f"in {x.space_name}: threshold **{x.best.threshold:.4f}** gives precision "
+                         f"{x.best.precision:.2f} and recall {x.best.recall:.2f}" for x in cals)
+        return (f"On {len(cal.labels)} decided items (best F1, each model's space on its own) {each}. "
+                f"Lower thresholds catch more and flag more that is fine."), frame
 
     def copies(self, image: str | None, cut: int, queue: bool) -> tuple[str, list[tuple[str, str]]]:
         if not image:
@@ -135,6 +136,11 @@ class ReviewActions:
             return f"⚠️ {friendly(exc)}", []
         rows = [[n, d, p] for n, g in enumerate(groups, 1) for p, d in g]
         return f"{len(groups)} cluster(s) among {len(index.paths)} images at {int(cut)} bits", rows
+
+
+def reviewer_name(typed: str | None, signed_in: str | None) -> str:
+    """With auth on, a decision is the signed-in user's: a typed name cannot stand in for someone else."""
+    return signed_in or (typed or "").strip()
 
 
 def review_tab(actions: ReviewActions, private: dict) -> None:
@@ -201,7 +207,7 @@ def review_tab(actions: ReviewActions, private: dict) -> None:
 
     def decider(decision: str):
         def run(ids_: str, who_: str, note_: str, filter_: str, request: gr.Request) -> tuple:
-            reviewer = (who_ or "").strip() or (getattr(request, "username", None) or "")
+            reviewer = reviewer_name(who_, getattr(request, "username", None))
             return show(filter_, actions.decide(ids_, decision, reviewer, note_)) + ("",)
         return run
 

@@ -1,8 +1,12 @@
 """Browser-friendly renditions of library images, cached on disk next to the library.
 
 The gallery never sends originals: a 40 MB TIFF or a HEIC file would not display in a browser, and
-a page of full-size photos is slow. Each rendition is keyed by (path, mtime, size, edge), so an edited
-file gets a fresh one and the cache never serves a stale picture.
+a page of full-size photos is slow. Each rendition is keyed by (path, mtime, size, edge, rendering), so
+an edited file gets a fresh one and the cache never serves a stale picture.
+
+Transparent images are shown as a browser shows them, over white (`decode_image` flattens them).
+RENDERING names how renditions are drawn: changing it (version 2: transparency over white instead of
+black) re-renders the cached ones rather than serving the old drawing.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from mmsearch.settings import Settings
 
 THUMB_EDGE = 384
 PREVIEW_EDGE = 1280
+RENDERING = "2"
 
 
 def thumbs_dir(settings: Settings) -> Path:
@@ -36,7 +41,7 @@ class Renditions:
             st = os.stat(path)
         except OSError:
             return None
-        key = hashlib.sha1(f"{path}\0{st.st_mtime_ns}\0{st.st_size}\0{edge}".encode()).hexdigest()
+        key = hashlib.sha1(f"{path}\0{st.st_mtime_ns}\0{st.st_size}\0{edge}\0{RENDERING}".encode()).hexdigest()
         out = self.folder / key[:2] / f"{key}.webp"
         if out.is_file():
             return str(out)

@@ -5,6 +5,12 @@ Text prompts and example files get separate thresholds because their similaritie
 scales: CLIP text-to-image cosines sit around 0.2-0.35, image-to-image ones around 0.5-1.0. A concept's
 score for an item is its best-matching prompt or example; the item is flagged when that passes.
 
+Thresholds are per (concept, kind, embedding space) for the same reason: a CLIP image table, a CLAP
+sound table and a MiniLM caption table all read the prompt "a knife", and their cosines are different
+numbers. A concept's `threshold` / `example_threshold` are the defaults for every space until that space
+is calibrated; calibration measures each space on its own and stores its threshold under the space's id
+(`space_thresholds`), so a watch-list saved before per-space thresholds loads unchanged.
+
 The watch-list is a JSON file in the library folder (people edit it, diff it, keep it in git); the flags
 and the decisions on them live in LanceDB (review.py).
 """
@@ -30,6 +36,7 @@ from mmsearch.store.table import SpaceTable
 WATCHLIST_FILE = "watchlist.json"
 TEXT_THRESHOLD = 0.25
 EXAMPLE_THRESHOLD = 0.85
+THRESHOLD_KINDS = ("text", "examples")
 
 
 class ModerationError(MMSearchError):
@@ -41,17 +48,44 @@ class Concept:
     name: str
     texts: list[str] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)  # image or sound files
-    threshold: float = TEXT_THRESHOLD  # cosine, for the text prompts
-    example_threshold: float = EXAMPLE_THRESHOLD  # cosine, for the example files
+    threshold: float = TEXT_THRESHOLD  # cosine, for the text prompts, in a space not calibrated yet
+    example_threshold: float = EXAMPLE_THRESHOLD  # cosine, for the example files, likewise
+    # space id -> {"text": cosine, "examples": cosine}: what calibration found in that space
+    space_thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def threshold_for(self, kind: str, space: str | None) -> float:
+        """The cut for prompts ("text") or examples ("examples") in one embedding space."""
+        default = self.threshold if kind == "text" else self.example_threshold
+        return float(self.space_thresholds.get(space or "", {}).get(kind, default))
+
+    def set_threshold(self, kind: str, value: float, space: str | None = None) -> None:
+        """space=None sets the default for every space that has not been calibrated."""
+        if kind not in THRESHOLD_KINDS:
+            raise ModerationError(f"a threshold is for {' or '.join(THRESHOLD_KINDS)}, not {kind!r}")
+        if space is not None:
+            self.space_thresholds.setdefault(space, {})[kind] = float(value)
+        elif kind == "text":
+            self.threshold = float(value)
+        else:
+            self.example_threshold = float(value)
 
     def check(self) -> None:
         if not self.name.strip():
             raise ModerationError("a concept needs a name, e.g. knife")
         if not self.texts and not self.examples:
             raise ModerationError(f"concept {self.name!r} has neither text nor examples: add --text or --example")
-        for t in (self.threshold, self.example_threshold):
-            if not -1.0 <= t <= 1.0:
-                raise ModerationError(f"concept {self.name!r}: a threshold is a cosine between -1 and 1, got {t}")
+        if not isinstance(self.space_thresholds, dict):
+            raise ModerationError(f"concept {self.name!r}: space_thresholds must map a space id to thresholds")
+        cuts = [("", self.threshold), ("", self.example_threshold)]
+        for space, kinds in self.space_thresholds.items():
+            if not isinstance(kinds, dict) or set(kinds) - set(THRESHOLD_KINDS):
+                raise ModerationError(f"concept {self.name!r}: the thresholds of space {space} must be "
+                                      f"{{\"text\": cosine, \"examples\": cosine}}, got {kinds!r}")
+            cuts += [(f" in space {space}", t) for t in kinds.values()]
+        for where, t in cuts:
+            if not isinstance(t, (int, float)) or not -1.0 <= t <= 1.0:
+                raise ModerationError(f"concept {self.name!r}: a threshold is a cosine between -1 and 1, "
+                                      f"got {t!r}{where}")
         for e in self.examples:
             if not os.path.isfile(e):
                 raise ModerationError(f"concept {self.name!r}: example file {e} does not exist")
@@ -68,8 +102,9 @@ class WatchList:
             return cls()
         try:
             raw = json.loads(p.read_text())
+            # A file written before per-space thresholds has none: its thresholds stay every space's default.
             return cls([Concept(**c) for c in raw.get("concepts", [])])
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, AttributeError) as exc:
             raise ModerationError(f"cannot read watch-list {p}: {exc}") from None
 
     def save(self, path: str | Path) -> None:
@@ -137,15 +172,17 @@ class Scanner:
     def probes(self, concepts: Iterable[Concept], encoder: Encoder, modality: str) -> list[_Probe]:
         """The vectors a table of this modality is compared with: every prompt, every example it can embed."""
         out = []
+        space = encoder.space.id  # thresholds are per space: this table's cosines are its own numbers
         for c in concepts:
             if c.texts and encoder.supports("text"):
                 vecs = encoder.encode_text(list(c.texts))
-                out += [_Probe(c.name, f"text:{t}", c.threshold, v) for t, v in zip(c.texts, vecs)]
+                cut = c.threshold_for("text", space)
+                out += [_Probe(c.name, f"text:{t}", cut, v) for t, v in zip(c.texts, vecs)]
             for e in c.examples:
                 kind = "audio" if Path(e).suffix.lower() in audio_extensions() else "image"
                 if kind == modality and encoder.supports(kind):
                     vec = embed_part(encoder, QueryPart(kind, e))
-                    out.append(_Probe(c.name, f"example:{Path(e).name}", c.example_threshold, vec))
+                    out.append(_Probe(c.name, f"example:{Path(e).name}", c.threshold_for("examples", space), vec))
         return out
 
     def scan(self, watchlist: WatchList, on_progress: Callable[[int, int], None] | None = None) -> list[Flag]:
@@ -183,25 +220,42 @@ class Scanner:
                                       p.threshold, p.label, table.name))
         return flags
 
-    def scores(self, concept: Concept, paths: Sequence[str], kind: str) -> dict[str, float]:
-        """A concept's score for some indexed files, from their stored vectors: prompts or examples only."""
+    def scores_by_space(self, concept: Concept, paths: Sequence[str], kind: str) -> dict[str, dict[str, float]]:
+        """space id -> {path: score}: a concept's score for some indexed files in each space that holds
+        them, from their stored vectors, prompts or examples only. Never maxed across spaces."""
         only = Concept(concept.name, concept.texts if kind == "text" else [],
                        concept.examples if kind == "examples" else [], -1.0, -1.0)
-        out: dict[str, float] = {}
+        out: dict[str, dict[str, float]] = {}
         for table, enc in self.tables():
             probes = self.probes([only], enc, table.modality)
             rows = table.rows_for_paths(paths, with_vector=True)
             if not probes or not rows:
                 continue
             matrix = np.stack([p.vector for p in probes])
-            for path, row in rows.items():
+            mine = out.setdefault(enc.space.id, {})
+            for path, row in rows.items():  # tables of one space (images and sounds): one scale
                 score = float((np.asarray(row["vector"], np.float32) @ matrix.T).max())
-                out[path] = max(score, out.get(path, -1.0))
-        missing = [p for p in paths if p not in out]
+                mine[path] = max(score, mine.get(path, -1.0))
+        seen = {p for found in out.values() for p in found}
+        missing = [p for p in paths if p not in seen]
         if missing:
             raise BadQuery(f"{len(missing)} labelled file(s) are not in the library, e.g. {missing[0]}; "
                            f"index their folder first")
         return out
+
+    def scores(self, concept: Concept, paths: Sequence[str], kind: str, space: str | None = None
+               ) -> dict[str, float]:
+        """A concept's scores in one space (the only one that holds the files, when space is None)."""
+        by_space = self.scores_by_space(concept, paths, kind)
+        if space is None and len(by_space) == 1:
+            space = next(iter(by_space))
+        if space not in by_space:
+            have = ", ".join(by_space) or "none"
+            raise ModerationError(f"scores are per embedding space; name one of: {have}")
+        return by_space[space]
+
+    def space_names(self) -> dict[str, str]:
+        return {enc.space.id: enc.space.describe() for _, enc in self.tables()}
 
 
 # -- calibration ---------------------------------------------------------------------------------
@@ -224,16 +278,21 @@ class Calibration:
     best: Point
     scores: dict[str, float]
     labels: dict[str, bool]
+    space: str = ""  # the embedding space (id) the scores and the threshold are in
+    space_name: str = ""
+
+    def apply(self, concept: Concept) -> None:
+        """Store the suggested threshold for this space only; other spaces keep theirs."""
+        concept.set_threshold(self.kind, self.best.threshold, self.space or None)
 
 
 def pr_points(scores: Sequence[float], labels: Sequence[bool]) -> list[Point]:
     """Precision and recall at every threshold that changes them (each distinct score), highest first."""
     s = np.asarray(scores, np.float64)
     y = np.asarray(labels, bool)
-    if len(s) != len(y) or len(s) == 0:
-        raise ModerationError("calibration needs labelled examples: at least one flagged and one fine")
-    if y.all() or not y.any():
-        raise ModerationError("calibration needs both kinds of example: some that should be flagged, some not")
+    if len(s) != len(y):
+        raise ModerationError(f"calibration got {len(s)} scores for {len(y)} labels")
+    _need_both(labels)
     out = []
     for t in sorted(set(s.tolist()), reverse=True):
         pred = s >= t
@@ -243,6 +302,13 @@ def pr_points(scores: Sequence[float], labels: Sequence[bool]) -> list[Point]:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         out.append(Point(round(t, 6), tp, fp, fn, round(precision, 4), round(recall, 4), round(f1, 4)))
     return out
+
+
+def _need_both(labels: Sequence[bool]) -> None:
+    if len(labels) == 0:
+        raise ModerationError("calibration needs labelled examples: at least one flagged and one fine")
+    if len(set(bool(v) for v in labels)) < 2:
+        raise ModerationError("calibration needs both kinds of example: some that should be flagged, some not")
 
 
 def best_point(points: Sequence[Point], min_precision: float | None = None) -> Point:
@@ -255,17 +321,47 @@ def best_point(points: Sequence[Point], min_precision: float | None = None) -> P
     return max(points, key=lambda p: (p.f1, p.threshold))
 
 
-def calibrate(scanner: Scanner, concept: Concept, labels: dict[str, bool], kind: str | None = None,
-              min_precision: float | None = None) -> Calibration:
+def calibrate_spaces(scanner: Scanner, concept: Concept, labels: dict[str, bool], kind: str | None = None,
+                     min_precision: float | None = None) -> list[Calibration]:
+    """One calibration per embedding space that holds labelled files of both kinds.
+
+    Each space's threshold is measured on that space's own cosines: one number fitted to the best
+    score across a CLIP, a CLAP and a MiniLM table would be no space's threshold."""
     kind = kind or ("text" if concept.texts else "examples")
-    if kind not in ("text", "examples"):
+    if kind not in THRESHOLD_KINDS:
         raise ModerationError(f"calibrate the text or the examples threshold, not {kind!r}")
     if not (concept.texts if kind == "text" else concept.examples):
         raise ModerationError(f"concept {concept.name!r} has no {kind} to calibrate")
-    paths = list(labels)
-    scores = scanner.scores(concept, paths, kind)
-    points = pr_points([scores[p] for p in paths], [labels[p] for p in paths])
-    return Calibration(concept.name, kind, points, best_point(points, min_precision), scores, labels)
+    _need_both(list(labels.values()))
+    names = scanner.space_names()
+    order = {enc.space.id: n for n, enc in enumerate(scanner.encoders)}  # the library's main model first
+    out = []
+    by_space = scanner.scores_by_space(concept, list(labels), kind)
+    for space, scores in sorted(by_space.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])):
+        paths = [p for p in labels if p in scores]
+        if len({labels[p] for p in paths}) < 2:
+            continue  # this space holds labelled files of one kind only: nothing to measure here
+        points = pr_points([scores[p] for p in paths], [labels[p] for p in paths])
+        out.append(Calibration(concept.name, kind, points, best_point(points, min_precision), scores,
+                               {p: labels[p] for p in paths}, space, names.get(space, space)))
+    if not out:
+        raise ModerationError("calibration needs both kinds of example in one embedding space: some files that "
+                              "should be flagged and some that should not, indexed by the same model")
+    return out
+
+
+def calibrate(scanner: Scanner, concept: Concept, labels: dict[str, bool], kind: str | None = None,
+              min_precision: float | None = None, space: str | None = None) -> Calibration:
+    """The calibration of one space: `space`, or the only one that holds the labelled files."""
+    found = calibrate_spaces(scanner, concept, labels, kind, min_precision)
+    if space is None and len(found) == 1:
+        return found[0]
+    for cal in found:
+        if cal.space == space:
+            return cal
+    have = "; ".join(f"{c.space} ({c.space_name})" for c in found)
+    raise ModerationError(f"the labelled files are in {len(found)} embedding spaces, each calibrated on its own; "
+                          f"pick one of: {have}")
 
 
 POSITIVE = {"1", "true", "yes", "y", "reject", "rejected", "flag", "bad", "violation", "positive"}
