@@ -101,13 +101,6 @@ def test_audio_to_image_and_image_to_audio_go_through_the_bridge(svc, sound_dir)
     photos = svc.search_audio(str(sound_dir / "chirp.ogg"), k=3, modality="image")
     assert len(photos) == 3 and all(h.modality == "image" for h in photos)
     assert svc.bridge().path.is_file()  # fitted and saved on first use
-    # The same ranking by hand: CLAP vector -> bridge -> cosine against every photo.
-    bridge = svc.bridge().get()
-    mapped = bridge.project(svc.audio_encoder.encode_audio_query(str(sound_dir / "chirp.ogg")), "audio->image")[0]
-    table = svc.searcher.table()
-    rows = table.table.to_arrow().to_pylist()
-    best = max(rows, key=lambda r: float(np.asarray(r["vector"]) @ mapped))
-    assert photos[0].path == best["path"]
     sounds = svc.search_image(str(sound_dir / "photos" / "img0.jpg"), k=4, modality="audio")
     assert {h.modality for h in sounds} == {"audio"} and len(sounds) == 4
     recorded = svc.search_audio((48_000, (np.random.default_rng(1).standard_normal(48_000) * 3000).astype(np.int16)),
@@ -128,3 +121,43 @@ def test_without_audio_model_the_bridge_says_why(settings):
         MMSearch(settings).bridge()
     with pytest.raises(MMSearchError, match="audio is turned off"):
         MMSearch(settings.model_copy(update={"audio": False})).bridge()
+
+
+def test_audio_to_image_ranking_equals_one_computed_without_mmsearch(svc, audio_settings, tiny_clap_dir, tmp_path):  # noqa: F811
+    # The bridge by its definition, from the models called directly (transformers' ClapModel, open_clip)
+    # and numpy: the sound's CLAP vector against CLAP's text vectors of "the sound of <caption>", a softmax
+    # with CLAP's logit scale over the top 12 captions, the same weights on CLIP's text vectors of
+    # "a photo of <caption>", then cosine against every stored photo vector.
+    import open_clip
+    import soundfile as sf
+    import torch
+    from transformers import ClapModel, ClapProcessor
+
+    captions = list(dict.fromkeys(line.strip() for line in BRIDGE_VOCABULARY.read_text().splitlines()
+                                  if line.strip() and not line.strip().startswith("#")))
+    clap, processor = ClapModel.from_pretrained(str(tiny_clap_dir)).eval(), ClapProcessor.from_pretrained(str(tiny_clap_dir))
+    clip_name = f"local-dir:{audio_settings.model}"
+    clip, tokenize = open_clip.create_model(clip_name).eval(), open_clip.get_tokenizer(clip_name)
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+    feats = lambda out: (out if not hasattr(out, "pooler_output") else out.pooler_output).numpy()  # noqa: E731
+    with torch.inference_mode():
+        clap_text = unit(feats(clap.get_text_features(
+            **processor.tokenizer([f"the sound of {c}" for c in captions], padding=True, return_tensors="pt"))))
+        clip_text = unit(clip.encode_text(tokenize([f"a photo of {c}" for c in captions])).numpy())
+        clap_scale = float(clap.logit_scale_a.exp())
+        query = write_sound(tmp_path / "query.wav", 2.0, kind="chirp")  # one 2 s window at CLAP's 48 kHz
+        samples, rate = sf.read(query, dtype="float32")
+        mel = processor.feature_extractor([samples], sampling_rate=rate, return_tensors="pt", truncation="rand_trunc")
+        sound = unit(feats(clap.get_audio_features(input_features=mel["input_features"], is_longer=mel["is_longer"])))[0]
+    sims = clap_text @ sound
+    top = np.argsort(-sims)[:12]
+    w = np.exp(clap_scale * (sims[top] - sims[top].max()))
+    mapped = unit((w / w.sum()) @ clip_text[top])
+    rows = svc.searcher.table().table.to_arrow().to_pylist()
+    want = sorted(((float(np.dot(r["vector"], mapped)), r["path"]) for r in rows), reverse=True)
+    scores = [s for s, _ in want]
+    assert min(a - b for a, b in zip(scores, scores[1:])) > 1e-4  # a strict order to compare against
+
+    photos = svc.search_audio(str(query), k=len(rows), modality="image")
+    assert [h.path for h in photos] == [p for _, p in want]
+    np.testing.assert_allclose([h.score for h in photos], scores, atol=1e-4)

@@ -144,3 +144,52 @@ def test_query_clips_from_a_file_or_from_memory_agree(clap, tmp_path):
         clap.encode_audio_query(str(tmp_path / "bad.wav"))
     with pytest.raises(BadQuery, match="recording"):
         clap.encode_audio_query((RATE, np.zeros(0, np.int16)))
+
+
+def _features(out):
+    return out if not hasattr(out, "pooler_output") else out.pooler_output
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_query_sounds_and_texts_match_the_transformers_model_called_directly(clap, tiny_clap_dir, tmp_path):  # noqa: F811
+    # The reference path shares nothing with the encoder: soundfile reads the samples, numpy cuts the
+    # windows (2 s every 1.5 s, then the tail past the last full window), ClapProcessor makes the log-mel
+    # and ClapModel (loaded again) embeds; the clip is the renormalised mean of the window vectors.
+    import torch
+    from transformers import ClapModel, ClapProcessor
+
+    model = ClapModel.from_pretrained(str(tiny_clap_dir)).eval()
+    processor = ClapProcessor.from_pretrained(str(tiny_clap_dir))
+    win, hop = RATE * WINDOW_S, int(RATE * WINDOW_S * 0.75)
+
+    def reference(path) -> np.ndarray:
+        x, rate = sf.read(path, dtype="float32")
+        assert rate == RATE and x.ndim == 1
+        starts = list(range(0, len(x) - win + 1, hop))
+        windows = [x[s:s + win] for s in starts]
+        if not starts or starts[-1] + win < len(x):
+            windows.append(x[(starts[-1] + hop) if starts else 0:])  # the tail, repeat-padded by the processor
+        feats = processor.feature_extractor(windows, sampling_rate=RATE, return_tensors="pt", truncation="rand_trunc",
+                                            padding="repeatpad")
+        with torch.inference_mode():
+            out = model.get_audio_features(input_features=feats["input_features"], is_longer=feats["is_longer"])
+        return _unit(_unit(_features(out).numpy()).mean(axis=0))
+
+    clips = [write_sound(tmp_path / "noise.wav", 5.0, kind="noise"), write_sound(tmp_path / "tone.wav", 3.3),
+             write_sound(tmp_path / "chirp.wav", 4.0, kind="chirp"), write_sound(tmp_path / "low.wav", 1.2, freq=110)]
+    got = np.stack([clap.encode_audio_query(str(p)) for p in clips])
+    want = np.stack([reference(p) for p in clips])
+    gap = min(np.abs(want[i] - want[j]).max() for i in range(len(clips)) for j in range(i))
+    err = np.abs(got - want).max()
+    assert err < 1e-4 < gap / 10, (err, gap)  # the tolerance is far below the distance between different sounds
+
+    texts = ["rain on a tin roof", "a dog barking", "a dog barking loudly", "x"]
+    tokens = processor.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        want_text = _unit(_features(model.get_text_features(**tokens)).numpy())
+    text_gap = min(np.abs(want_text[i] - want_text[j]).max() for i in range(len(texts)) for j in range(i))
+    text_err = np.abs(clap.encode_text(texts) - want_text).max()
+    assert text_err < 1e-5 < text_gap / 10, (text_err, text_gap)

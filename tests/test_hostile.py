@@ -1,7 +1,9 @@
 """Hostile and broken media: nothing crashes the process or hangs; every bad file is skipped with a reason.
 
 The fuzz run is bounded for CI (MMSEARCH_FUZZ_EXAMPLES, default 400 per format); set it higher for a
-longer run, e.g. MMSEARCH_FUZZ_EXAMPLES=20000 pytest tests/test_hostile.py.
+longer run, e.g. MMSEARCH_FUZZ_EXAMPLES=20000 pytest tests/test_hostile.py. Image mutations are
+structure-aware (tests/fuzz_support.py) and each format's run reports, and asserts, how many of its
+inputs got past identification to the decoder.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import struct
 import time
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -21,31 +24,20 @@ from PIL import Image
 from mmsearch.errors import BadMedia
 from mmsearch.media.images import decode_image
 from mmsearch.service import MMSearch
+from tests import fuzz_support as fuzz
 from tests.conftest import write_image
 
 EXAMPLES = int(os.environ.get("MMSEARCH_FUZZ_EXAMPLES", "400"))
 LIMIT = 50_000_000
+REACH = 0.5  # at least this share of each format's mutated files must get past identification to the decoder
 TRIED = {"inputs": 0}
-
-
-def _seed(fmt: str) -> bytes:
-    buf = io.BytesIO()
-    img = Image.effect_noise((48, 40), 80).convert("RGB")
-    if fmt == "GIF":
-        frames = [img.convert("P"), Image.effect_noise((48, 40), 10).convert("P")]
-        frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
-    else:
-        img.save(buf, format=fmt)
-    return buf.getvalue()
-
-
-SEEDS = {fmt: _seed(fmt) for fmt in ["JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"]}
+STAGES: dict[str, Counter] = {}
 
 
 @st.composite
 def mutated(draw, seed: bytes, header: int = 32) -> bytes:
-    """Flips, truncations, insertions, deletions, and overwrites of the first `header` bytes, where every
-    image and audio format keeps its sizes and counts."""
+    """Flips, truncations, insertions, deletions, and overwrites of the first `header` bytes (the sounds'
+    fuzz; the images' is structure-aware, tests/fuzz_support.py)."""
     data = bytearray(seed)
     for _ in range(draw(st.integers(1, 8))):
         op = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "header"]))
@@ -64,25 +56,54 @@ def mutated(draw, seed: bytes, header: int = 32) -> bytes:
     return bytes(data)
 
 
-def _decode_or_skip(data: bytes, name: str) -> None:
+def _stage(data: bytes) -> str:
+    """How far Pillow gets: "unidentified", "refused" (header parsed, over the pixel limit) or "decoder"
+    (identified with a size within the limit: decode_image goes on to decode its pixels)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+    except Exception:  # noqa: BLE001 - any failure here is a failure to identify
+        return "unidentified"
+    return "decoder" if width * height <= LIMIT else "refused"
+
+
+def _decode_or_skip(data: bytes, name: str, stages: Counter | None = None) -> None:
     TRIED["inputs"] += 1
     started = time.perf_counter()
     try:
         out = decode_image(data, name, LIMIT, draft_size=224)
         assert out.image.mode == "RGB" and out.width > 0 and out.height > 0
+        outcome = "decoded"
     except BadMedia as bad:
         assert bad.path == name and bad.reason
+        outcome = "skipped"
     assert time.perf_counter() - started < 5, f"{name}: decoding took too long"
+    if stages is not None:
+        stages["inputs"] += 1
+        stages[_stage(data)] += 1
+        stages[outcome] += 1
 
 
-@pytest.mark.parametrize("fmt", sorted(SEEDS))
+def _shares(stages: Counter) -> str:
+    n = stages["inputs"]
+    return ", ".join(f"{k} {stages[k] / n:.0%}" for k in ("unidentified", "refused", "decoder", "decoded"))
+
+
+@pytest.mark.parametrize("fmt", sorted(fuzz.MUTATIONS))
 def test_fuzzed_images_decode_or_skip_with_a_reason(fmt):
+    stages = STAGES.setdefault(fmt, Counter())
+
     @hsettings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    @given(mutated(SEEDS[fmt]))
+    @given(fuzz.structured(fmt))
     def run(data: bytes) -> None:
-        _decode_or_skip(data, f"fuzz.{fmt.lower()}")
+        _decode_or_skip(data, f"fuzz.{fmt.lower()}", stages)
 
     run()
+    assert stages["inputs"] >= EXAMPLES  # every example met the decoder path, none was filtered out
+    assert stages["decoded"] + stages["skipped"] == stages["inputs"]
+    # Mutations keep the file's structure (lengths, CRCs, offsets), so most inputs reach the pixel decoder
+    # instead of dying at identification; the share is the fuzz run's depth.
+    assert stages["decoder"] >= REACH * stages["inputs"], f"{fmt}: {_shares(stages)}"
 
 
 @hsettings(max_examples=EXAMPLES, deadline=None, database=None)
@@ -92,10 +113,25 @@ def test_random_bytes_under_an_image_name(data):
 
 
 def test_report_fuzz_count(capsys):
-    # Runs after the fuzz tests in file order; the count goes into the test log.
+    # Runs after the fuzz tests in file order; the counts go into the test log.
     with capsys.disabled():
-        print(f"\n[fuzz] {TRIED['inputs']} image inputs decoded or skipped, none crashed")
+        for fmt, stages in sorted(STAGES.items()):
+            print(f"\n[fuzz] {fmt}: {stages['inputs']} mutated files decoded or skipped, none crashed: {_shares(stages)}")
+        print(f"[fuzz] {TRIED['inputs']} image inputs in all")
     assert TRIED["inputs"] >= EXAMPLES
+
+
+def test_decoder_type_errors_are_a_reason_to_skip():
+    # Found by the structured fuzz: StripOffsets typed ASCII makes Pillow's TIFF loader seek to a string
+    # (TypeError), a 1-byte cHRM chunk makes its PNG reader unpack too little (struct.error).
+    tiff = bytearray(fuzz.seeds("TIFF")[0])
+    at = next(e[0] for e in fuzz.tiff_entries(bytes(tiff)) if e[1] == 273)
+    tiff[at + 2:at + 4] = struct.pack("<H", 2)
+    png = fuzz.png_chunks(fuzz.seeds("PNG")[0])
+    png.insert(1, [b"cHRM", b"\0"])
+    for data, name in [(bytes(tiff), "strips.tif"), (fuzz.png_build(png), "chrm.png")]:
+        with pytest.raises(BadMedia, match="corrupt"):
+            decode_image(data, name, LIMIT)
 
 
 def _png_with_size(width: int, height: int) -> bytes:
@@ -157,6 +193,7 @@ def _audio_seed(fmt: str) -> bytes:
 
 
 AUDIO_SEEDS = {fmt: _audio_seed(fmt) for fmt in ["WAV", "FLAC", "OGG"]}
+AUDIO_STAGES: dict[str, Counter] = {}
 
 
 @pytest.mark.parametrize("fmt", sorted(AUDIO_SEEDS))
@@ -169,19 +206,26 @@ def test_fuzzed_audio_decodes_or_skips_with_a_reason(fmt, tmp_path):
     @given(mutated(AUDIO_SEEDS[fmt], header=44))
     def run(data: bytes) -> None:
         TRIED["audio"] = TRIED.get("audio", 0) + 1
+        stages["inputs"] += 1
         target.write_bytes(data)
         started = time.perf_counter()
         try:
             for w in stream_windows(target, 48_000, 10.0, 7.5, max_s=120):
                 assert w.samples.dtype == np.float32 and np.isfinite(w.samples).all()
+            stages["decoded"] += 1
         except BadMedia as bad:
             assert bad.reason
         assert time.perf_counter() - started < 10, f"{fmt}: decoding took too long"
 
+    stages = AUDIO_STAGES.setdefault(fmt, Counter())
     run()
+    assert stages["inputs"] >= max(50, EXAMPLES // 4)
 
 
 def test_report_audio_fuzz_count(capsys):
     with capsys.disabled():
-        print(f"\n[fuzz] {TRIED.get('audio', 0)} audio inputs decoded or skipped, none crashed")
+        for fmt, stages in sorted(AUDIO_STAGES.items()):
+            print(f"\n[fuzz] {fmt}: {stages['inputs']} mutated sounds, {stages['decoded'] / stages['inputs']:.0%} "
+                  f"decoded to windows, the rest skipped with a reason")
+        print(f"[fuzz] {TRIED.get('audio', 0)} audio inputs decoded or skipped, none crashed")
     assert TRIED.get("audio", 0) >= 150

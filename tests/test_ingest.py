@@ -121,10 +121,12 @@ def test_interrupted_run_keeps_committed_rows_and_resumes(svc, photo_dir, settin
 
     with pytest.raises(KeyboardInterrupt):
         svc.index([photo_dir], on_progress=interrupt)
+    assert seen[-1] == 10
     committed = len(_rows(svc))
-    assert 0 < committed < 20  # commit_every=4: the batches before the interrupt are kept
+    # batch_size=4, commit_every=4: files 1-4 and 5-8 were committed; 9 and 10 were still in the open batch
+    assert committed == 8
     report = svc.index([photo_dir])
-    assert report.unchanged == committed and report.embedded == 20 - committed
+    assert report.unchanged == 8 and report.embedded == 12
     assert len(_rows(svc)) == 20
 
 

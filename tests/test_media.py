@@ -4,6 +4,7 @@ import io
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -43,12 +44,35 @@ def test_jpeg_draft_decodes_large_photos_at_reduced_scale_but_keeps_true_size():
     assert 224 <= min(out.image.size) < 800
 
 
-def test_exif_orientation_is_applied():
-    img = Image.new("RGB", (40, 20))
+# How a viewer must turn the stored pixels for each EXIF orientation (TIFF/EXIF spec, tag 0x0112), in numpy.
+EXIF_TURNS = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],  # mirrored left-right
+    3: lambda a: a[::-1, ::-1],  # upside down
+    4: lambda a: a[::-1],  # mirrored top-bottom
+    5: lambda a: np.rot90(a[:, ::-1], 1),  # mirrored left-right, then turned 90 degrees counter-clockwise
+    6: lambda a: np.rot90(a, -1),  # turn 90 degrees clockwise
+    7: lambda a: np.rot90(a[:, ::-1], -1),  # mirrored left-right, then turned 90 degrees clockwise
+    8: lambda a: np.rot90(a, 1),  # turn 90 degrees counter-clockwise
+}
+
+
+@pytest.mark.parametrize("orientation", sorted(EXIF_TURNS))
+def test_exif_orientation_is_applied(orientation):
+    # four differently coloured quarters, so every turn and mirror puts a different colour in each corner
+    quarters = np.zeros((20, 40, 3), np.uint8)
+    quarters[:10, :20], quarters[:10, 20:] = (255, 0, 0), (0, 255, 0)
+    quarters[10:, :20], quarters[10:, 20:] = (0, 0, 255), (255, 255, 255)
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees
-    out = decode_image(_bytes(img, "JPEG", exif=exif), "r.jpg", LIMIT)
-    assert out.image.size == (20, 40)
+    exif[0x0112] = orientation
+    out = decode_image(_bytes(Image.fromarray(quarters), "JPEG", exif=exif, quality=95), "r.jpg", LIMIT)
+    got, want = np.asarray(out.image.convert("RGB")).astype(int), EXIF_TURNS[orientation](quarters).astype(int)
+    assert got.shape == want.shape
+    h, w = want.shape[0] // 2, want.shape[1] // 2
+    for rows, cols in [(slice(0, h), slice(0, w)), (slice(0, h), slice(w, None)),
+                       (slice(h, None), slice(0, w)), (slice(h, None), slice(w, None))]:
+        corner = got[rows, cols].reshape(-1, 3).mean(axis=0)  # JPEG blurs edges: compare each quarter's mean
+        np.testing.assert_allclose(corner, want[rows, cols][0, 0], atol=40)
 
 
 @pytest.mark.parametrize(

@@ -204,4 +204,8 @@ def test_cli_watch_scan_decide_export_calibrate(settings, colours, tmp_path):
     assert res.exit_code == 0, res.output
     assert "<- suggested" in res.stdout and "precision" in res.stdout
     watch = [json.loads(line) for line in run("moderate", "watch", "list").stdout.splitlines()]
-    assert watch[0]["example_threshold"] <= 1.0 and "saved examples threshold" in res.stderr
+    suggested = next(line.split() for line in res.stdout.splitlines() if line.endswith("<- suggested"))
+    # blue.png is the example itself (score 1 up to float error): the only threshold with tp=1, fp=0, fn=0
+    assert suggested[4:7] == ["1", "0", "0"] and float(suggested[0]) == pytest.approx(1.0, abs=1e-4)
+    assert watch[0]["example_threshold"] == pytest.approx(float(suggested[0]), abs=5e-5)  # printed to 4 places
+    assert "saved examples threshold" in res.stderr

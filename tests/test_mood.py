@@ -54,9 +54,21 @@ def test_prompt_ensemble_is_the_normalised_mean_of_the_prompts():
     assert np.allclose(wrapped.encode_text(["mood:warm"])[0], expected, atol=1e-6)
     assert np.allclose(wrapped.encode_text(["blue"])[0], enc.encode_text(["blue"])[0])  # plain text passes through
     assert wrapped.space == enc.space and wrapped.supports("image")
-    assert len(MOODS) >= 12 and all(len(m.image) >= 4 and len(m.sound) >= 4 for m in MOODS.values())
     with pytest.raises(BadQuery, match="unknown mood 'grumpy'"):
         mood_part("grumpy")
+
+
+def test_the_sixteen_curated_moods_each_have_picture_and_sound_prompts():
+    # The README promises 16 curated moods, each several prompts for pictures and for sounds.
+    listed = [json.loads(line) for line in CliRunner().invoke(cli, ["mood", "--list"]).stdout.splitlines()]
+    assert [m["mood"] for m in listed] == list(MOODS) and len(MOODS) == 16
+    for m in listed:
+        for kind in ("image_prompts", "sound_prompts"):
+            prompts = m[kind]
+            assert len(prompts) >= 4 and len(set(prompts)) == len(prompts), (m["mood"], kind)
+            assert all(isinstance(p, str) and p.strip() for p in prompts), (m["mood"], kind)
+    every = [p for m in listed for p in m["image_prompts"] + m["sound_prompts"]]
+    assert len(set(every)) == len(every)  # no two moods share a prompt: each averages to its own direction
 
 
 def test_moods_rank_by_feel_and_combine_with_examples(search, palette):

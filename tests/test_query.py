@@ -166,7 +166,7 @@ def _varied(lib: Library, n: int = 400):
             f"/lib/{'a' if i % 2 else 'b'}/{i}.{'png' if i % 3 == 0 else 'jpg'}", scene(rng, WORDS[i % 6], noise=0.8),
             width=100 + i, height=50 + i % 7, format="PNG" if i % 3 == 0 else "JPEG",
             mtime_ns=int(datetime(2020 + i % 5, 6, 1, tzinfo=timezone.utc).timestamp() * 1e9),
-            tags=["summer"] if i % 4 == 0 else ["winter"], text=f"photo {i}",
+            tags=["summer"] if i % 4 == 0 else ["winter"], text=f"photo {i} {WORDS[(i // 7) % 6]}",
         ))
     return make_table(lib, rows), rows
 
@@ -189,8 +189,14 @@ def test_filters_never_leak_a_non_matching_row(lib, kwargs, keep, threshold):
     if threshold == 100:
         table.build_ann_index()
     by_path = {r["path"]: r for r in rows}
+    # a third of the rows say "beach" or "dog" in their text, on both sides of every filter: the keyword
+    # search has hits that the filter must remove, as the dense search has
+    keyword_rows = {r["path"] for r in rows if {"beach", "dog"} & set(r["text"].split())}
+    assert {keep(by_path[p]) for p in keyword_rows} == {True, False}
     answer = engine(lib, threshold=threshold).run([QueryPart("text", "beach dog")], QueryOptions(k=50, **kwargs))
     assert answer.hits and all(keep(by_path[h.result.path]) for h in answer.hits)
+    by_keyword = [h.result.path for h in answer.hits if any(c.kind == "keyword" for c in h.contributions)]
+    assert by_keyword and set(by_keyword) <= keyword_rows
     expected = min(50, sum(keep(r) for r in rows))
     assert len(answer.hits) == expected  # pre-filtering: k results whenever k rows match
 

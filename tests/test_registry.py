@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -15,6 +18,7 @@ class _Fake(Encoder):
         super().__init__()
         self.dim = int(dim)
         self.loads = 0
+        self.load_seconds = 0.0
 
     @property
     def space(self) -> EmbeddingSpace:
@@ -22,6 +26,7 @@ class _Fake(Encoder):
 
     def _load(self) -> None:
         self.loads += 1
+        time.sleep(self.load_seconds)  # a real load takes seconds: other threads arrive while it runs
 
     def _unload(self) -> None:
         pass
@@ -65,11 +70,22 @@ def test_instances_are_cached_by_options_and_load_once(fake_name):
 
 
 def test_concurrent_first_use_loads_once(fake_name):
-    from concurrent.futures import ThreadPoolExecutor
-
     enc = create_encoder(fake_name, dim=4)
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda _: enc.encode_text(["q"]), range(32)))
+    enc.load_seconds = 0.2
+    start = threading.Barrier(8)
+    results = []
+
+    def first_use():
+        start.wait(5)  # all eight threads ask for the model at the same moment, before it is loaded
+        results.append(enc.encode_text(["q"]).shape)
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads)
+    assert results == [(1, 4)] * 8
     assert enc.loads == 1
 
 

@@ -10,6 +10,7 @@ under the other threads' feet: the Python docs call it not thread-safe.)
 from __future__ import annotations
 
 import io
+import struct
 import threading
 import warnings
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ def decode_image(
         raise BadMedia(path, f"decompression bomb refused ({exc})") from None
     except UnidentifiedImageError:
         raise BadMedia(path, "not a readable image (unknown or corrupt format)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, IndexError, KeyError, struct.error) as exc:
         raise BadMedia(path, f"corrupt or truncated image ({exc})") from None
     except MemoryError:
         raise BadMedia(path, "image too large to decode") from None
