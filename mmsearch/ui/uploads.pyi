@@ -34,3 +34,25 @@ class ImageUpload(gr.Image):
     if TYPE_CHECKING:
         from gradio.components import Timer
         from gradio.components.base import Component
+class SoundUpload(gr.Audio):
+    """gr.Audio in the browser (upload or record); the uploaded file's path, never decoded or converted."""
+
+    @classmethod
+    def get_block_name(cls) -> str:
+        return "audio"  # the browser side is Gradio's own audio component
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["type"] = "filepath"
+        kwargs["format"] = None  # a format would make Gradio decode the upload to convert it
+        kwargs.setdefault("sources", ["upload", "microphone"])
+        super().__init__(**kwargs)
+
+    def preprocess(self, payload: Any) -> str | None:
+        return None if payload is None else payload.path
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+    
