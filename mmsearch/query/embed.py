@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Protocol
 
@@ -26,22 +27,64 @@ class Projector(Protocol):
     def project(self, vectors: np.ndarray) -> np.ndarray: ...
 
 
-def load_query_image(value: object) -> Image.Image:
+IMAGE_HINT = "use a picture file (JPEG, PNG, WebP, GIF, BMP or TIFF)"
+SOUND_HINT = "use a sound file (WAV, FLAC, MP3, OGG or AIFF)"
+
+
+def load_query_image(value: object, max_pixels: int = MAX_QUERY_PIXELS, what: str = "query image") -> Image.Image:
+    """A query picture (a path or a PIL image), decoded with mmsearch's limits. Messages name the file by its
+    own name (an upload's path is a server temp folder nobody needs to see) and say what to do."""
     if isinstance(value, Image.Image):
         return flatten(value)
     path = Path(str(value))
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise BadQuery(f"cannot read query image {path}: {exc.strerror or exc}") from None
+        raise BadQuery(f"cannot read {what} {path.name} ({exc.strerror or exc}); upload it again") from None
+    return decode_query_image(data, path.name, max_pixels, what)
+
+
+def decode_query_image(data: bytes, name: str, max_pixels: int = MAX_QUERY_PIXELS,
+                       what: str = "query image") -> Image.Image:
+    """Bytes of a query picture -> the picture; BadQuery (one line: the file, why, what to do) otherwise."""
     try:
-        decoded = decode_image(data, str(path), MAX_QUERY_PIXELS)
+        decoded = decode_image(data, name, max_pixels)
     except BadMedia as bad:
-        raise BadQuery(f"query image {bad}") from None
+        raise BadQuery(f"{what} {name}: {_image_problem(bad.reason, max_pixels)}") from None
     if min(decoded.width, decoded.height) < MIN_QUERY_EDGE:
-        raise BadQuery(f"query image {path.name} is only {decoded.width}x{decoded.height} pixels: too small to "
+        raise BadQuery(f"{what} {name} is only {decoded.width}x{decoded.height} pixels: too small to "
                        f"search by; use a picture at least {MIN_QUERY_EDGE} pixels on each side")
     return decoded.image
+
+
+def _image_problem(reason: str, max_pixels: int) -> str:
+    """Why a picture cannot be used and what to do, in one line; a too-large one in our words, not Pillow's."""
+    reason = " ".join(reason.split())
+    smaller = f"use a smaller copy (at most {max_pixels:,} pixels)"
+    dims = re.match(r"(\d+)x(\d+) exceeds", reason)
+    if dims:
+        return f"{dims[1]}x{dims[2]} pixels is over the {max_pixels:,}-pixel limit; {smaller}"
+    claimed = re.search(r"\((\d+) pixels\)", reason)
+    if "bomb" in reason and claimed:
+        return (f"its header claims {int(claimed[1]):,} pixels, over the {max_pixels:,}-pixel limit "
+                f"(a decompression bomb?); {smaller}")
+    if "bomb" in reason or "too large" in reason:
+        return f"too large to decode; {smaller}"
+    return f"{reason}; {IMAGE_HINT}"
+
+
+def check_query_sound(value: object) -> None:
+    """A query sound given as a file: refuse what no decoder here can read before any model runs, with one
+    line naming the file and what to use instead. Reads the header only (a long file is cut later)."""
+    if not isinstance(value, (str, Path)):
+        return
+    from mmsearch.media.audio import probe
+
+    path = Path(value)
+    try:
+        probe(path)
+    except BadMedia as bad:
+        raise BadQuery(f"query sound {path.name}: {' '.join(bad.reason.split())}; {SOUND_HINT}") from None
 
 
 def embed_part(encoder: Encoder, part: QueryPart) -> np.ndarray:
@@ -59,4 +102,5 @@ def embed_part(encoder: Encoder, part: QueryPart) -> np.ndarray:
     encode_audio = getattr(encoder, "encode_audio_query", None)
     if encode_audio is None:
         raise BadQuery(f"{encoder.name} cannot embed audio")
+    check_query_sound(part.value)
     return encode_audio(part.value)

@@ -19,14 +19,14 @@ import logging
 import binascii
 import os
 import secrets
+import shutil
 import tempfile
 from typing import Any, Literal
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field
 
-from mmsearch.errors import BadMedia, BadQuery, MMSearchError
-from mmsearch.media.images import decode_image
+from mmsearch.errors import BadQuery, MMSearchError
 from mmsearch.query.textcache import TextQueueFull
 from mmsearch.server.schema import api_record
 
@@ -71,42 +71,56 @@ def options_of(body: SearchIn, service: Any) -> Any:
 
 
 class Uploads:
-    """Decoded query uploads; sounds go to temporary files that are removed after the query."""
+    """Query uploads, decoded by mmsearch with its own limits (query/embed.py): images in memory, sounds in
+    a temporary folder under the upload's own name (so a message names that file), removed after the query."""
 
     def __init__(self, max_pixels: int) -> None:
         self.max_pixels = max_pixels
-        self._files: list[str] = []
+        self._folders: list[str] = []
+
+    @staticmethod
+    def name_of(part: PartIn) -> str:
+        """The upload's own file name, never a path: a client's name cannot point anywhere on the server."""
+        name = os.path.basename(str(part.name).replace("\\", "/")).strip()
+        name = "".join(c for c in name if c.isprintable() and c not in '<>:"|?*')
+        return name.lstrip(".") or "upload"
 
     def _bytes(self, part: PartIn) -> bytes:
-        if not part.data:
-            raise BadQuery(f"the {part.kind} part needs `data` (the file's bytes, base64-encoded)")
+        name = self.name_of(part)
+        if part.data is None:
+            raise BadQuery(f"the {part.kind} part {name} needs `data` (the file's bytes, base64-encoded)")
         try:
             return base64.b64decode(part.data, validate=True)
         except (binascii.Error, ValueError):
-            raise BadQuery(f"the {part.kind} part {part.name!r} is not valid base64") from None
+            raise BadQuery(f"the {part.kind} part {name} is not valid base64; send the file's bytes "
+                           f"base64-encoded") from None
 
     def image(self, part: PartIn):
-        try:
-            return decode_image(self._bytes(part), part.name, self.max_pixels).image
-        except BadMedia as bad:
-            raise BadQuery(f"query image {bad}") from None
+        from mmsearch.query.embed import decode_query_image
+
+        return decode_query_image(self._bytes(part), self.name_of(part), self.max_pixels)
 
     def sound(self, part: PartIn) -> str:
-        data = self._bytes(part)
-        if not data:
-            raise BadQuery(f"query sound {part.name}: empty file (0 bytes)")
-        fd, path = tempfile.mkstemp(prefix="mmsearch-query-", suffix=os.path.splitext(part.name)[1] or ".wav")
-        with os.fdopen(fd, "wb") as fh:
+        from mmsearch.query.embed import check_query_sound
+
+        data, name = self._bytes(part), self.name_of(part)
+        folder = tempfile.mkdtemp(prefix="mmsearch-query-")
+        self._folders.append(folder)
+        path = os.path.join(folder, name)
+        with open(path, "wb") as fh:
             fh.write(data)
-        self._files.append(path)
+        check_query_sound(path)  # before any model runs: the message names the upload, not this folder
         return path
 
+    def clean(self, message: str) -> str:
+        """A message without the temporary folders (they mean nothing to the caller)."""
+        for folder in self._folders:
+            message = message.replace(folder + os.sep, "")
+        return message
+
     def close(self) -> None:
-        for path in self._files:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        for folder in self._folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def parts_of(body: SearchIn, uploads: Uploads) -> list[Any]:
@@ -117,9 +131,9 @@ def parts_of(body: SearchIn, uploads: Uploads) -> list[Any]:
         if p.kind in ("text", "like"):
             parts.append(QueryPart(p.kind, p.value or "", p.weight))
         elif p.kind == "image":
-            parts.append(QueryPart("image", uploads.image(p), p.weight, label=f"image:{p.name}"))
+            parts.append(QueryPart("image", uploads.image(p), p.weight, label=f"image:{uploads.name_of(p)}"))
         elif p.kind == "audio":
-            parts.append(QueryPart("audio", uploads.sound(p), p.weight, label=f"audio:{p.name}"))
+            parts.append(QueryPart("audio", uploads.sound(p), p.weight, label=f"audio:{uploads.name_of(p)}"))
         else:
             parts.append(QueryPart("composed", (uploads.image(p), p.instruction or ""), p.weight))
     return parts
@@ -134,6 +148,7 @@ def run_query(service: Any, body: SearchIn) -> dict[str, Any]:
         if not isinstance(exc, MMSearchError):
             log.exception("unexpected error in the JSON API")
         out = failure(exc)
+        out["message"] = uploads.clean(out["message"])
         if isinstance(exc, TextQueueFull):
             out["busy"] = True
         return out

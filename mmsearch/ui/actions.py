@@ -95,6 +95,13 @@ class Actions:
         return self._search(lambda: self.service.query([QueryPart("image", image)], self.service.options(k)),
                             "your image")
 
+    def search_sound(self, clip: str | None, k: int) -> Found:
+        """Photos and sounds for an uploaded sound (a file path, decoded and cut by mmsearch)."""
+        if clip is None:
+            return Found(message="Upload a sound to search by it.", ok=False)
+        return self._search(lambda: self.service.query([QueryPart("audio", clip)], self.service.options(k)),
+                            "your sound")
+
     def more_like_this(self, path: str | None, k: int) -> Found:
         if not path:
             return Found(message="Click a result first, then ask for more like it.", ok=False)

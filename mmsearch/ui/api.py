@@ -1,4 +1,5 @@
-"""JSON endpoints for gradio_client and other programs: /search_text, /search_image, /index_folder.
+"""JSON endpoints for gradio_client and other programs: /search_text, /search_image, /search_sound, /search,
+/index_folder.
 
 Every endpoint answers {"ok": bool, "message": str, ...}; a domain error is ok=False with a message,
 never an HTTP error. No `from __future__ import annotations` here: gr.api reads the return type from
@@ -12,9 +13,10 @@ import gradio as gr
 from mmsearch.ui.actions import Actions
 
 
-def register_api(actions: Actions, default_k: int, image_input: gr.Image) -> None:
-    """Add the endpoints to the Blocks being built. image_input is the page's own upload component,
-    so a client uploads its query image exactly as the browser does (never names a server path)."""
+def register_api(actions: Actions, default_k: int, image_input: gr.Image, sound_input: gr.Audio) -> None:
+    """Add the endpoints to the Blocks being built. image_input and sound_input are the page's own upload
+    components, so a client uploads its query file exactly as the browser does (never names a server path)
+    and mmsearch, not Gradio, decodes it."""
 
     def search_text(query: str, k: int = default_k) -> dict[str, Any]:
         """Images that match a text description, best first, with cosine scores."""
@@ -26,6 +28,9 @@ def register_api(actions: Actions, default_k: int, image_input: gr.Image) -> Non
 
     def search_image(image: str | None, k: float) -> dict[str, Any]:
         return actions.search_image(image, int(k)).to_json()
+
+    def search_sound(clip: str | None, k: float) -> dict[str, Any]:
+        return actions.search_sound(clip, int(k)).to_json()
 
     def search(query: dict) -> dict[str, Any]:
         """Any query, as POST /api/v1/search takes it: {"parts": [{"kind": "text", "value": "beach"},
@@ -39,5 +44,8 @@ def register_api(actions: Actions, default_k: int, image_input: gr.Image) -> Non
         k_input = gr.Number(value=default_k, precision=0, label="k")
         out = gr.JSON(label="results")
         trigger = gr.Button("search_image")
+        sound_trigger = gr.Button("search_sound")
     trigger.click(search_image, [image_input, k_input], out, api_name="search_image",
                   api_description="Images that look like the uploaded one, best first, with cosine scores.")
+    sound_trigger.click(search_sound, [sound_input, k_input], out, api_name="search_sound",
+                        api_description="Sounds like the uploaded one and photos that fit it, best first.")

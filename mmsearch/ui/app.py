@@ -52,8 +52,8 @@ def build_demo(settings: Settings, service: MMSearch | None = None, *, sample_di
             with gr.Tab("Search", id="search"):
                 s = _search_tab(actions, default_k)
             with gr.Tab("Sounds", id="sounds"):
-                sounds_tab(SoundActions(service, actions.renditions, lambda paths: _expose(demo, paths, settings)),
-                           default_k, PRIVATE)
+                sounds = sounds_tab(SoundActions(service, actions.renditions,
+                                                 lambda paths: _expose(demo, paths, settings)), default_k, PRIVATE)
             with gr.Tab("Combine", id="combine"):
                 compose_tab(ComposeActions(service, actions.renditions, lambda paths: _expose(demo, paths, settings)),
                             default_k, PRIVATE)
@@ -67,7 +67,7 @@ def build_demo(settings: Settings, service: MMSearch | None = None, *, sample_di
                 status_md = gr.Markdown("Loading…", elem_id="mms-status")
                 with gr.Row():
                     refresh_btn = gr.Button("Refresh", size="sm", scale=0, min_width=100)
-        register_api(actions, default_k, s["image"])
+        register_api(actions, default_k, s["image"], sounds["clip"])
         demo.mms_routes = lambda app: add_routes(app, service, actions.renditions, settings)  # /api/v1 beside the UI
 
         def show_state() -> tuple[str, Any]:
@@ -102,9 +102,8 @@ def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
         search_btn = gr.Button("Search", variant="primary", scale=1, min_width=120, elem_id="mms-search")
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
-            image = ImageUpload(image_mode=None, label="…or search by image",
-                             sources=["upload", "clipboard"],
-                             height=200, elem_id="mms-image")
+            image = ImageUpload(image_mode=None, label="…or search by image", sources=["upload", "clipboard"],
+                                height=200, elem_id="mms-image")
             image_btn = gr.Button("Search by image", size="md")
             k = gr.Slider(1, MAX_K, value=default_k, step=1, label="Results (k)", elem_id="mms-k")
         with gr.Column(scale=4):

@@ -19,7 +19,7 @@ from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly
 from mmsearch.ui.sounds import Previews
 from mmsearch.ui.thumbs import Renditions
-from mmsearch.ui.uploads import ImageUpload
+from mmsearch.ui.uploads import ImageUpload, SoundUpload
 
 TEXT_SLOTS, IMAGE_SLOTS, AUDIO_SLOTS = 3, 2, 1
 BADGE = {"image": "🖼 image", "audio": "🔊 audio"}
@@ -114,13 +114,13 @@ def compose_tab(actions: ComposeActions, default_k: int, private: dict) -> None:
                 for i in range(IMAGE_SLOTS):
                     with gr.Column(min_width=160):
                         images.append(ImageUpload(label=f"image {i + 1}", height=140,
-                                               sources=["upload", "clipboard"], elem_id=f"mms-c-image{i}"))
+                                                  sources=["upload", "clipboard"], elem_id=f"mms-c-image{i}"))
                         images.append(gr.Number(value=1.0, step=0.5, label="weight", elem_id=f"mms-c-imagew{i}"))
                 audios = []
                 for i in range(AUDIO_SLOTS):
                     with gr.Column(min_width=200):
-                        audios.append(gr.Audio(type="filepath", sources=["upload", "microphone"],
-                                               label="sound", elem_id=f"mms-c-audio{i}"))
+                        audios.append(SoundUpload(sources=["upload", "microphone"], label="sound",
+                                                  elem_id=f"mms-c-audio{i}"))
                         audios.append(gr.Number(value=1.0, step=0.5, label="weight", elem_id=f"mms-c-audiow{i}"))
             with gr.Accordion("An image changed by words (needs a composed-query model such as bge-vl)",
                               open=False):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ from mmsearch.eval.judged import load_judged
 from mmsearch.eval.metrics import METRICS
 from mmsearch.eval.runner import CONFIGS, evaluate
 from mmsearch.service import MMSearch
-from mmsearch.ui.present import friendly
+from mmsearch.ui.present import friendly, upload_name
 
 COLUMNS = ["configuration", "type", "n", *METRICS]
 
@@ -40,6 +41,9 @@ def run_evaluation(service: MMSearch, judged_path: str | None, configs: list[str
     try:
         judged = load_judged(judged_path)
         results = [evaluate(service, judged, c) for c in (configs or ["default"])]
+    except (UnicodeDecodeError, csv.Error):  # a picture or other binary file under a .jsonl/.csv name
+        return Evaluated(message=f"Judged query file {upload_name(judged_path)} is not UTF-8 text; upload a "
+                                 f".jsonl or .csv file saved as UTF-8 text", ok=False)
     except Exception as exc:  # noqa: BLE001 - the edge
         return Evaluated(message=friendly(exc), ok=False)
     out = Evaluated(message=f"{len(judged.queries)} judged queries, {len(results)} configuration(s)")

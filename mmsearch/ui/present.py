@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import tempfile
+from pathlib import Path
+
 from mmsearch.errors import LibraryNotFound, MMSearchError, WeightsNotFound
 from mmsearch.search import SearchResult
 
@@ -63,15 +68,39 @@ def is_empty(status: dict | None) -> bool:
 
 
 def friendly(exc: BaseException) -> str:
-    """One message a person can act on. Core messages name CLI flags; the UI speaks of its own tabs."""
+    """One line a person can act on. Core messages name CLI flags; the UI speaks of its own tabs. An uploaded
+    file is named by its own name, not by the server's upload folder."""
     if isinstance(exc, LibraryNotFound):
         return EMPTY_LIBRARY
     if isinstance(exc, WeightsNotFound):
-        return f"The search model's weights are not available: {exc}"
+        return one_line(f"The search model's weights are not available: {exc}")
     if isinstance(exc, MMSearchError):
-        msg = str(exc)
-        return msg[:1].upper() + msg[1:]
+        msg = str(exc).lstrip()
+        return one_line(msg[:1].upper() + msg[1:])  # before the folders go: a file's name keeps its case
     return f"Something went wrong ({type(exc).__name__}). The server log has the details."
+
+
+def one_line(text: str) -> str:
+    return without_upload_folders(" ".join(str(text).split()))
+
+
+def upload_folders() -> list[str]:
+    """Where Gradio keeps uploads (gradio.utils.get_upload_folder, without importing gradio): each upload
+    lies in <folder>/<content hash>/<its own name>."""
+    folder = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "gradio")
+    return list(dict.fromkeys([folder.rstrip(os.sep), str(Path(folder).resolve())]))
+
+
+def without_upload_folders(text: str) -> str:
+    """'/tmp/gradio/3f…/cat.png: …' -> 'cat.png: …'."""
+    for folder in upload_folders():
+        text = re.sub(re.escape(folder + os.sep) + r"[^/\s]+/", "", text)
+    return text
+
+
+def upload_name(path: object) -> str:
+    """An uploaded file's own name (Gradio keeps it as the last part of the path)."""
+    return os.path.basename(str(path))
 
 
 def plain(markdown: str) -> str:

@@ -15,11 +15,12 @@ from typing import Any, Callable
 import gradio as gr
 import pandas as pd
 
+from mmsearch.query.embed import load_query_image
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly
 from mmsearch.ui.thumbs import Renditions
 from mmsearch.ui.uploads import ImageUpload
-from mmsearch.workflows.dupes import clusters, copies_of, hash_index, load_image
+from mmsearch.workflows.dupes import clusters, copies_of, hash_index
 from mmsearch.workflows.export import export
 from mmsearch.workflows.moderation import (EXAMPLE_THRESHOLD, TEXT_THRESHOLD, Concept, Scanner, WatchList,
                                           calibrate_spaces, watchlist_path)
@@ -161,9 +162,10 @@ class ReviewActions:
     def copies(self, image: str | None, cut: int, queue: bool) -> tuple[str, list[tuple[str, str]]]:
         if not image:
             return "⚠️ Upload the known-bad image first.", []
-        try:
+        try:  # the upload first, with the query limits and messages: a bad file costs no library scan
+            picture = load_query_image(image, self.service.settings.max_image_pixels, what="known-bad image")
             index = hash_index(self.service)
-            found = copies_of(index, load_image(image, self.service.settings.max_image_pixels), int(cut))
+            found = copies_of(index, picture, int(cut))
             added = ReviewQueue(self.service.library()).add([c.flag(Path(image).name, int(cut)) for c in found],
                                                             source="copies") if queue and found else None
         except Exception as exc:  # noqa: BLE001

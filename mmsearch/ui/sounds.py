@@ -21,7 +21,7 @@ from mmsearch.search import SearchResult
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly, shown_message
 from mmsearch.ui.thumbs import Renditions
-from mmsearch.ui.uploads import ImageUpload
+from mmsearch.ui.uploads import ImageUpload, SoundUpload
 
 MAX_PLAYERS = 12
 PREVIEW_S = 20.0
@@ -139,12 +139,12 @@ def sounds_tab(actions: SoundActions, default_k: int, private: dict) -> dict[str
             query = gr.Textbox(placeholder="Describe a sound, e.g. “rain on a tin roof”", show_label=False,
                                container=False, elem_id="mms-s-query")
             text_btn = gr.Button("Find sounds", variant="primary", elem_id="mms-s-text")
-            clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="…or search by a sound",
-                            elem_id="mms-s-clip")
+            clip = SoundUpload(sources=["upload", "microphone"], label="…or search by a sound",
+                               elem_id="mms-s-clip")
             target = gr.Radio(list(TARGETS), value="sounds", label="Find", elem_id="mms-s-target")
             clip_btn = gr.Button("Search by this sound", elem_id="mms-s-clip-btn")
             photo = ImageUpload(sources=["upload", "clipboard"], label="…or find sounds for a photo",
-                             height=180, elem_id="mms-s-photo")
+                                height=180, elem_id="mms-s-photo")
             photo_btn = gr.Button("Find sounds for this photo", elem_id="mms-s-photo-btn")
             k = gr.Slider(1, MAX_PLAYERS, value=min(default_k, MAX_PLAYERS), step=1, label="Results",
                           elem_id="mms-s-k")
