@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +19,7 @@ from mmsearch.errors import BadMedia
 from mmsearch.search import SearchResult
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly, shown_message
-from mmsearch.ui.thumbs import Renditions
+from mmsearch.ui.thumbs import Renditions, write_atomically
 from mmsearch.ui.uploads import ImageUpload, SoundUpload
 
 MAX_PLAYERS = 12
@@ -64,16 +63,9 @@ class Previews:
             samples = excerpt(hit.path, PREVIEW_RATE, start, PREVIEW_S)
         except BadMedia:
             return None
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-        try:  # write then rename: a concurrent request never plays half a file
-            with os.fdopen(fd, "wb") as fh:
-                sf.write(fh, samples, PREVIEW_RATE, format="MP3", subtype="MPEG_LAYER_III")
-            os.replace(tmp, out)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        return str(out)
+        # a concurrent request never plays half a file
+        return write_atomically(out, lambda fh: sf.write(fh, samples, PREVIEW_RATE, format="MP3",
+                                                        subtype="MPEG_LAYER_III"))
 
 
 @dataclass

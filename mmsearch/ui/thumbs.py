@@ -15,6 +15,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 from mmsearch.errors import BadMedia
 from mmsearch.media.images import decode_image
@@ -52,14 +53,18 @@ class Renditions:
             return None
         image = decoded.image
         image.thumbnail((edge, edge))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename: two requests rendering the same file never expose a half-written one.
-        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                image.save(fh, format="WEBP", quality=82)
-            os.replace(tmp, out)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        return str(out)
+        return write_atomically(out, lambda fh: image.save(fh, format="WEBP", quality=82))
+
+
+def write_atomically(out: Path, write: Callable[[BinaryIO], object]) -> str:
+    """Write then rename: two requests rendering the same file never expose a half-written one."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return str(out)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from mmsearch.search.results import SearchResult
+from mmsearch.ui.thumbs import write_atomically
 
 EDGE = 384
 
@@ -29,16 +28,7 @@ def sound_tile(folder: Path, result: SearchResult) -> str:
         draw.rounded_rectangle((x - 6, mid - 40 - h // 2, x + 6, mid - 40 + h // 2), 6, fill=(79, 70, 229))
     draw.multiline_text((mid, EDGE - 90), label, fill=(30, 30, 50), anchor="ma", align="center",
                         font_size=22)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    try:  # write then rename, as the thumbnails do
-        with os.fdopen(fd, "wb") as fh:
-            tile.save(fh, format="WEBP", quality=85)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return str(out)
+    return write_atomically(out, lambda fh: tile.save(fh, format="WEBP", quality=85))
 
 
 def _clock(seconds: float) -> str:
