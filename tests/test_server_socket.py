@@ -34,3 +34,34 @@ def test_accepted_connections_have_nodelay() -> None:
 
     asyncio.run(serve_one())
     assert seen and seen[0] != 0, f"accepted connection has TCP_NODELAY={seen}"
+
+
+SERVE_PROBE = """
+import os, sys, types
+fake = types.ModuleType("mmsearch.ui.app")
+fake.launch = lambda settings: print("launch", os.environ.get("OMP_WAIT_POLICY"), "torch" in sys.modules)
+sys.modules["mmsearch.ui.app"] = fake
+from mmsearch.cli import main
+sys.argv = ["mmsearch", "serve", "--port", "0"]
+main()
+"""
+
+
+def test_serve_sets_passive_openmp_before_torch_loads(tmp_path) -> None:
+    """libgomp reads OMP_WAIT_POLICY once, when torch loads it: `mmsearch serve` must set it before any import
+    of torch, and keep a value the user set."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env.update(PYTHONPATH=str(root), MMSEARCH_DATA_DIR=str(tmp_path / "library"))
+    run = lambda e: subprocess.run([sys.executable, "-c", SERVE_PROBE], env=e, capture_output=True,  # noqa: E731
+                                   text=True, timeout=120, cwd=root)
+    done = run(env)
+    assert done.returncode == 0, done.stderr
+    assert "launch PASSIVE False" in done.stdout, done.stdout + done.stderr
+    done = run({**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    assert "launch ACTIVE False" in done.stdout, done.stdout + done.stderr
