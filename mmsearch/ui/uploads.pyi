@@ -27,6 +27,9 @@ class ImageUpload(gr.Image):
         kwargs.setdefault("sources", ["upload", "clipboard"])
         super().__init__(**kwargs)
 
+    def get_config(self, cls: type | None = None) -> dict[str, Any]:
+        return super().get_config(cls or gr.Image)  # the page's props come from gr.Image's signature
+
     def preprocess(self, payload: Any) -> str | None:
         return None if payload is None else payload.path
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
@@ -46,6 +49,9 @@ class SoundUpload(gr.Audio):
         kwargs["format"] = None  # a format would make Gradio decode the upload to convert it
         kwargs.setdefault("sources", ["upload", "microphone"])
         super().__init__(**kwargs)
+
+    def get_config(self, cls: type | None = None) -> dict[str, Any]:
+        return super().get_config(cls or gr.Audio)
 
     def preprocess(self, payload: Any) -> str | None:
         return None if payload is None else payload.path
