@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from mmsearch.errors import MMSearchError
 from mmsearch.eval.judged import load_judged
 from mmsearch.eval.metrics import METRICS
 from mmsearch.eval.runner import CONFIGS, evaluate
@@ -16,6 +17,8 @@ from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly, upload_name
 
 COLUMNS = ["configuration", "type", "n", *METRICS]
+JUDGED_HINT = ("upload a UTF-8 .jsonl file with one `{\"query\": …, \"relevant\": […]}` a line, or a .csv with "
+               "the columns query,image,audio,relevant,type")
 
 
 @dataclass
@@ -40,10 +43,15 @@ def run_evaluation(service: MMSearch, judged_path: str | None, configs: list[str
         return Evaluated(message="Upload a judged query file (.jsonl or .csv) first.", ok=False)
     try:
         judged = load_judged(judged_path)
-        results = [evaluate(service, judged, c) for c in (configs or ["default"])]
     except (UnicodeDecodeError, csv.Error):  # a picture or other binary file under a .jsonl/.csv name
-        return Evaluated(message=f"Judged query file {upload_name(judged_path)} is not UTF-8 text; upload a "
-                                 f".jsonl or .csv file saved as UTF-8 text", ok=False)
+        return Evaluated(message=f"Judged query file {upload_name(judged_path)} is not UTF-8 text; {JUDGED_HINT}",
+                         ok=False)
+    except MMSearchError as exc:
+        return Evaluated(message=f"{friendly(exc)}; {JUDGED_HINT}", ok=False)
+    except Exception as exc:  # noqa: BLE001 - the edge
+        return Evaluated(message=friendly(exc), ok=False)
+    try:
+        results = [evaluate(service, judged, c) for c in (configs or ["default"])]
     except Exception as exc:  # noqa: BLE001 - the edge
         return Evaluated(message=friendly(exc), ok=False)
     out = Evaluated(message=f"{len(judged.queries)} judged queries, {len(results)} configuration(s)")

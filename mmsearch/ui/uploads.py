@@ -8,6 +8,9 @@ SoundUpload does the same for gr.Audio: a type="numpy" or format="wav" gr.Audio 
 the whole upload with Gradio's own decoder first; this one never does, so a 60-minute sound is streamed
 and cut by mmsearch, and a broken one gets mmsearch's message.
 Gradio's own check that the path lies in its upload folder still applies, so a client cannot name a server file.
+Gradio builds a component's props for the page from the signature of its class's __init__; these take
+**kwargs, so get_config reads the parent's signature (without it the page gets no label, id or sources, and
+no upload box at all).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ class ImageUpload(gr.Image):
 
     # No __init__ of its own: Gradio builds the browser props from gr.Image.__init__'s signature.
 
+    def get_config(self, cls: type | None = None) -> dict[str, Any]:
+        return super().get_config(cls or gr.Image)  # the page's props come from gr.Image's signature
+
     def preprocess(self, payload: Any) -> str | None:
         return None if payload is None else payload.path
 
@@ -39,6 +45,9 @@ class SoundUpload(gr.Audio):
 
     # No __init__ of its own: Gradio builds the browser props from gr.Audio.__init__'s signature. Keep
     # format=None (the default): a format would make Gradio decode the upload to convert it.
+
+    def get_config(self, cls: type | None = None) -> dict[str, Any]:
+        return super().get_config(cls or gr.Audio)
 
     def preprocess(self, payload: Any) -> str | None:
         return None if payload is None else payload.path
