@@ -155,7 +155,8 @@ def quantize_int8(fp32: Path, out: Path) -> None:
         # (dynamic int8 convolutions, ConvInteger, ran 8x slower than fp32 in bench/bench_encoders.py, and
         # on tiny MobileCLIP kept 85% of the 5 nearest images where MatMul/Gemm-only int8 keeps 97%).
         # The refusal of int8 for MobileCLIP is gone: its "35-60% kept" was measured on random-init
-        # vectors that are the same for every image; on spread vectors MobileCLIP2-S0 keeps 98-99%.
+        # vectors that are the same for every image; on spread vectors MobileCLIP2-S0 keeps 98-99%
+        # (bench/int8_spread_retention.py).
         quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
         os.replace(tmp, out)
     finally:
