@@ -120,8 +120,11 @@ def xlmr_clip_cfg(hf_name: str = "xlm-roberta-base") -> dict:
     return {"model_cfg": {"embed_dim": 32, "vision_cfg": vision, "text_cfg": text}}
 
 
-def save_open_clip(folder: Path, cfg: dict, seed: int = 0, **model_kwargs) -> Path:
-    """Build the config's architecture with random weights (before any reparameterisation) and save it."""
+def save_open_clip(folder: Path, cfg: dict, seed: int = 0, spread: bool = False, **model_kwargs) -> Path:
+    """Build the config's architecture with random weights (before any reparameterisation) and save it.
+
+    spread=True: weights whose image vectors differ from image to image (see `spread_out`), for tests that
+    compare rankings or outputs of different images."""
     import open_clip
     from safetensors.torch import save_file
 
@@ -129,8 +132,63 @@ def save_open_clip(folder: Path, cfg: dict, seed: int = 0, **model_kwargs) -> Pa
     (folder / "open_clip_config.json").write_text(json.dumps(cfg))
     torch.manual_seed(seed)
     model = open_clip.create_model(f"local-dir:{folder}", load_weights=False, **model_kwargs)
+    if spread:
+        spread_out(model, int(cfg["model_cfg"]["vision_cfg"]["image_size"]))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
     return folder
+
+
+def structured_images(n: int, size: int = 64, seed: int = 0) -> list:
+    """Distinct pictures (a two-colour gradient under a few coloured discs), unlike uniform noise, which
+    every model sees as the same grey texture."""
+    from PIL import Image, ImageDraw
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        ramp = np.linspace(0, 1, size)[None, :, None]
+        img = Image.fromarray((a * (1 - ramp) + b * ramp).repeat(size, 0).astype(np.uint8))
+        draw = ImageDraw.Draw(img)
+        for _ in range(int(rng.integers(1, 5))):
+            x, y = (int(v) for v in rng.integers(0, size, 2))
+            r = int(rng.integers(size // 12, size // 3))
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+        out.append(img)
+    return out
+
+
+def spread_out(model: torch.nn.Module, image_size: int) -> None:
+    """Random weights, changed where a fresh init makes every image look alike to the image tower.
+
+    At init timm's layer scales (1e-5) switch the residual branches off and BatchNorm holds the identity
+    statistics (mean 0, variance 1): a MobileCLIP tower then gives any two images vectors with cosine
+    >= 0.99997. Here the layer scales are 1 and the BatchNorm statistics are those of real inputs (a
+    calibration pass over structured pictures, as training leaves them), so the vectors spread out (tiny
+    MobileCLIP: pairwise cosines -0.42 to 0.78, median 0.21) while the architecture stays the real one.
+    A ViT tower has neither; open_clip's ViT vectors of structured pictures are spread as they are."""
+    from torchvision.transforms.functional import pil_to_tensor
+
+    visual = model.visual
+    with torch.no_grad():
+        for module in visual.modules():
+            if type(module).__name__.startswith("LayerScale"):
+                for p in module.parameters(recurse=False):
+                    p.fill_(1.0)
+        norms = [m for m in visual.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if norms:
+            for bn in norms:
+                bn.reset_running_stats()
+                bn.momentum = None  # a plain average over the calibration batches
+            pixels = torch.stack([pil_to_tensor(im).float() / 255 for im in structured_images(32, image_size, 99)])
+            visual.train()
+            for i in range(0, len(pixels), 8):
+                visual(pixels[i:i + 8])
+            visual.eval()
+            for bn in norms:
+                bn.momentum = 0.1
+
 
 
 def clip_bpe_tokenizer():
