@@ -46,4 +46,4 @@ def light_engine(data_dir: Path, models_dir: Path, targets: Sequence[str], ann_t
             encoders[space.id] = OnnxTextEncoder(manifest)
     if not encoders:
         return None
-    return QueryEngine(library, list(encoders.values()), VectorSearch(ann_threshold), [])
+    return QueryEngine(library, list(encoders.values()), VectorSearch(ann_threshold, one_shot=True), [])
