@@ -1,6 +1,6 @@
 """One command for every benchmark: JSON per section in bench/results/, PNG plots and SUMMARY.md.
 
-    .venv/bin/python bench/run_all.py            # the standard set (about 30-40 min on 2 cores)
+    .venv/bin/python bench/run_all.py            # the standard set (about 45-55 min on 2 cores)
     .venv/bin/python bench/run_all.py --quick    # smaller sizes, a few minutes
     .venv/bin/python bench/run_all.py --plots-only   # redraw plots and summary from existing JSON
 
@@ -34,6 +34,9 @@ def benchmarks(quick: bool, extra: set[str]) -> None:
     run("bench_fusion.py", "--rows", rows, "--queries", "10" if quick else "30")
     run("bench_storage.py", *(["--sentences", "3000", "--synthetic", "10000"] if quick else []))
     run("bench_fusion_gain.py", *(["--items", "5000", "--queries", "60"] if quick else []))
+    # the engine, the JSON API and the Gradio API under 1 and 20 users, cold CLI searches (~15 min in full)
+    run("bench_serving.py", *(["--rows", "20000", "--seconds", "15", "--gradio-seconds", "10", "--cli-runs", "3"]
+                              if quick else []))
     if "audio" in extra:
         run("bench_audio.py")
     if "encoders" in extra:
@@ -125,7 +128,7 @@ def summary(made: list[str]) -> None:
              "each section's own markdown has the machine, load and command. The machine has 2 shared CPU cores: "
              "where other processes used the CPU during a run, its markdown says how much.", ""]
     for md in ("core_ViT-B-32.md", "1m/core_ViT-B-32.md", "core_tiny.md", "fusion.md", "storage.md", "fusion_gain.md", "audio_cpu.md",
-               "encoders.md", "workflows.md"):
+               "encoders.md", "workflows.md", "text.md", "serving.md"):
         if (RESULTS / md).is_file():
             parts.append(f"- [{md}]({md})")
     parts.append("")
