@@ -80,3 +80,12 @@ def photo_dir(tmp_path: Path) -> Path:
         write_image(root / f"img{i}.{ext}", seed=i)
     write_image(root / "sub" / "deep" / "img6.jpg", seed=6)
     return root
+
+
+# Fuzz runs are reproducible: the same examples on every machine (CI included), so a run can't pass or fail
+# by the luck of the draw. Set HYPOTHESIS_RANDOM=1 to explore new examples locally.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("repro", derandomize=True, deadline=None)  # a loaded machine is slow
+_hypothesis_settings.register_profile("explore", derandomize=False, deadline=None)
+_hypothesis_settings.load_profile("explore" if os.environ.get("HYPOTHESIS_RANDOM") else "repro")

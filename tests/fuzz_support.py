@@ -231,6 +231,8 @@ def jpeg_mutation(draw, seed: bytes) -> bytes:
         if op == "sof" and find({0xC0, 0xC1, 0xC2}):
             s = find({0xC0, 0xC1, 0xC2})[0]
             body = bytearray(s[1])
+            if len(body) < 6:  # an earlier "length" op cut this segment: nothing left to rewrite
+                continue
             field = draw(st.sampled_from(["size", "precision", "sampling", "tables", "components"]))
             if field == "size":
                 body[1:5] = struct.pack(">HH", _dim(draw), _dim(draw))

@@ -1,4 +1,4 @@
-"""Watch-list concepts are added, edited and removed from the Review tab (actions and the real page)."""
+"""Watch-list concepts are added, edited and removed from the Review tab's actions."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from pathlib import Path
 from mmsearch.service import MMSearch
 from mmsearch.settings import Settings
 from tests.conftest import write_image
-from tests.test_browser import page  # noqa: F401 - the Chromium fixture
-from tests.test_ui import served
 
 
 def _actions(settings: Settings, photo_dir: Path, tmp_path: Path):
@@ -43,23 +41,3 @@ def test_concepts_are_added_edited_and_removed(settings: Settings, photo_dir: Pa
     assert actions.concepts() == ["knife"]
     assert "removed" in actions.remove_concept("knife") and actions.concepts() == []
     assert actions.remove_concept("knife").startswith("⚠️")
-
-
-def test_a_concept_is_added_from_the_page(page, settings: Settings, photo_dir: Path) -> None:  # noqa: F811
-    from mmsearch.workflows.moderation import WatchList, watchlist_path
-
-    svc = MMSearch(settings)
-    svc.index([photo_dir])
-    with served(settings, svc) as url:
-        page.set_default_timeout(60_000)
-        page.goto(url)
-        page.get_by_role("tab", name="Review").click()
-        page.get_by_text("Watch-list concepts").click()
-        name = page.locator("#mms-r-c-name input")
-        name.fill("weapon")
-        name.press("Enter")
-        page.locator("#mms-r-c-prompts textarea").fill("a gun\na knife")
-        page.locator("#mms-r-c-save").click()
-        page.locator("#mms-r-c-note").get_by_text("Concept “weapon” added").wait_for()
-    c = WatchList.load(watchlist_path(svc.library())).get("weapon")
-    assert c.texts == ["a gun", "a knife"]

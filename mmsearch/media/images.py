@@ -111,3 +111,5 @@ def decode_image(
         raise BadMedia(path, f"corrupt or truncated image ({exc})") from None
     except MemoryError:
         raise BadMedia(path, "image too large to decode") from None
+    except Exception as exc:  # noqa: BLE001 - a hostile file may break a decoder any way; skip it, never stop
+        raise BadMedia(path, f"corrupt image ({type(exc).__name__}: {exc})") from None
