@@ -1,16 +1,17 @@
-"""Text, image and more-like-this queries over the image table of the encoder's space."""
+"""The image table of the encoder's space, its index maintenance, and top-k of one vector in a table.
+
+Queries from every surface go through the query engine (mmsearch/query/engine.py); this module keeps only
+what the engine and the benchmarks call: the table lookup with its clear mismatch message, by_vector and
+maintain."""
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from mmsearch.encoders.base import Encoder
-from mmsearch.errors import BadMedia, BadQuery, EmptyQuery, LibraryNotFound, SpaceMismatch
-from mmsearch.media.images import decode_image, flatten
+from mmsearch.errors import BadQuery, LibraryNotFound, SpaceMismatch
 from mmsearch.search.vector import VectorSearch
 from mmsearch.search.results import SearchResult
 from mmsearch.store.library import Library
@@ -47,31 +48,6 @@ class Searcher:
         )
 
     # -- queries --------------------------------------------------------------------------------
-    def by_text(self, text: str, k: int = 12) -> list[SearchResult]:
-        text = (text or "").strip()
-        if not text:
-            raise EmptyQuery("the query is empty: type some words to search for")
-        table = self.table()
-        return self.by_vector(table, self.encoder.encode_text([text])[0], k)
-
-    def by_image(self, image: Image.Image | str | Path, k: int = 12) -> list[SearchResult]:
-        table = self.table()
-        if not isinstance(image, Image.Image):
-            image = self._read_image(Path(image))
-        tensor = self.encoder.preprocess_image(flatten(image))
-        return self.by_vector(table, self.encoder.encode_images([tensor])[0], k)
-
-    def like(self, path: str, k: int = 12, table: SpaceTable | None = None) -> list[SearchResult]:
-        """More like this: reuse the stored vector of an indexed file, skip the file itself.
-
-        table: another table to look in (e.g. the audio table); default the image table."""
-        table = table or self.table()
-        row = table.rows_for_paths([path], with_vector=True).get(path)
-        if row is None:
-            raise BadQuery(f"{path} is not in the library; index its folder first or upload it as an image query")
-        hits = self.by_vector(table, np.asarray(row["vector"], np.float32), k + 1)
-        return [h for h in hits if h.path != path][:k]
-
     def by_vector(self, table: SpaceTable, vector: np.ndarray, k: int) -> list[SearchResult]:
         if not 1 <= k <= MAX_K:
             raise BadQuery(f"k must be between 1 and {MAX_K}, got {k}")
@@ -98,13 +74,3 @@ class Searcher:
                 return done
         finally:
             self._ann_lock.release()
-
-    def _read_image(self, path: Path) -> Image.Image:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise BadQuery(f"cannot read query image {path}: {exc.strerror or exc}") from None
-        try:
-            return decode_image(data, str(path), self.max_pixels).image
-        except BadMedia as bad:
-            raise BadQuery(f"query image {bad}") from None
