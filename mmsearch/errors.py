@@ -35,6 +35,11 @@ class BadQuery(MMSearchError):
     pass
 
 
+class UnknownColumn(BadQuery):
+    """A filter names a column a table does not have. Searching several kinds of table (photos, sounds,
+    products) a column that only some have keeps the search to those; it is an error only if none has it."""
+
+
 class BadMedia(MMSearchError):
     """One input file cannot be used; ingestion skips it and goes on."""
 

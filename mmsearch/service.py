@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from PIL import Image
 
@@ -19,15 +19,17 @@ from mmsearch.ingest import Indexer, IndexReport
 from mmsearch.ingest.audio import AudioPipeline
 from mmsearch.ingest.captions import zoo_pipelines
 from mmsearch.ingest.indexer import ProgressFn, SkipFn
-from mmsearch.media.audio import supported_extensions as audio_extensions
 from mmsearch.query.embed import Projector
 from mmsearch.query.engine import Answer, QueryEngine
-from mmsearch.query.parts import QueryOptions, QueryPart
+from mmsearch.query.parts import SEARCHABLE, QueryOptions, QueryPart, like_targets
 from mmsearch.query.textcache import fronted
 from mmsearch.search import SearchResult, Searcher
 from mmsearch.settings import Settings
 from mmsearch.store import Library
 from mmsearch.store.table import space_of
+
+if TYPE_CHECKING:
+    from mmsearch.workflows.catalog_search import WithCatalogs
 
 
 def encoder_from_settings(settings: Settings) -> Encoder:
@@ -67,6 +69,7 @@ class MMSearch:
         self._bridge: BridgeProvider | None = None
         self._library: Library | None = None
         self._searcher: Searcher | None = None
+        self._scope: "WithCatalogs | None" = None
         self._lock = threading.Lock()
         # Its own lock: building the searcher opens the library, which takes self._lock.
         self._searcher_lock = threading.Lock()
@@ -80,6 +83,16 @@ class MMSearch:
             if self._library is None:
                 self._library = Library(self.settings.data_dir, create=create)
             return self._library
+
+    def scope(self) -> "WithCatalogs":
+        """What a query searches: the library's tables and its catalogs' products (one view, kept)."""
+        from mmsearch.workflows.catalog_search import WithCatalogs
+
+        library = self.library()
+        scope = self._scope
+        if scope is None or scope._library is not library:
+            scope = self._scope = WithCatalogs(library)
+        return scope
 
     @property
     def searcher(self) -> Searcher:
@@ -196,7 +209,7 @@ class MMSearch:
     def query(self, parts: Sequence[QueryPart], options: QueryOptions | None = None) -> Answer:
         projectors = list(self.projectors) + (self.bridge().projectors() if self.audio_encoders() else [])
         # Text goes through each encoder's front: an LRU cache per (space, text) and batching of concurrent calls.
-        engine = QueryEngine(self.library(), fronted(self.encoders()), self.searcher.vectors, projectors)
+        engine = QueryEngine(self.scope(), fronted(self.encoders()), self.searcher.vectors, projectors)
         return engine.run(parts, options or QueryOptions(k=self.settings.default_k))
 
     # Every surface (CLI verbs, the web tabs, the JSON APIs) asks through query(): one path, one answer.
@@ -218,10 +231,10 @@ class MMSearch:
     def like(self, path: str, k: int | None = None, targets: Sequence[str] | None = None) -> Answer:
         """More like an indexed file, from its stored vectors (photos for a photo, sounds for a sound)."""
         if targets is None:
-            targets = ("audio",) if Path(path).suffix.lower() in audio_extensions() else ("image",)
+            targets = like_targets(path)
         return self.query([QueryPart("like", path)], self.options(k, targets))
 
-    def options(self, k: int | None = None, targets: Sequence[str] = ("image", "audio"), **more) -> QueryOptions:
+    def options(self, k: int | None = None, targets: Sequence[str] = SEARCHABLE, **more) -> QueryOptions:
         """The defaults every surface shares (the CLI's flags and the web's controls start from these)."""
         return QueryOptions(k=self.settings.default_k if k is None else int(k), targets=tuple(targets), **more)
 

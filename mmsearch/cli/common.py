@@ -105,7 +105,13 @@ def emit_hits(records: list[dict], plain: bool, paths_only: bool, explain: bool)
         lines = [f"{'#':>3}  {'score':>6}  {'type':<5}  {'size':>11}  path"] if records else ["no results"]
         for i, r in enumerate(records, 1):
             size = f"{r['duration_s']:.1f}s" if r.get("duration_s") else f"{r['width']}x{r['height']}"
-            lines.append(f"{i:>3}  {r['score']:6.3f}  {r['modality']:<5}  {size:>11}  {r['path']}")
+            shown = r["path"]
+            if r.get("product"):  # a catalog product: its title, price and id, then the catalog row's key
+                p = r["product"]
+                price = f" {p['price']}" if p.get("price") is not None else ""
+                shown = f"{p.get('title') or p.get('product_id')}{price} [{p.get('catalog')}:{p.get('product_id')}]"
+            kind = "prod" if r["modality"] == "product" else r["modality"]
+            lines.append(f"{i:>3}  {r['score']:6.3f}  {kind:<5}  {size:>11}  {shown}")
             if explain and r.get("matched"):
                 lines.append(f"{'':>13}matched: " + "; ".join(
                     f"{c['part']} via {c['table']} ({c['kind']} #{c['rank']}, {c['score']:.3f})" for c in r["matched"]))
@@ -145,4 +151,5 @@ def hand_off(hits: Sequence[Any], export_to: Any, copy_to: Any) -> None:
         click.echo(f"copied {len(copied)} files to {copy_to}", err=True)
 
 
-TARGETS = {"images": ("image",), "audio": ("audio",), "all": ("image", "audio")}
+# --target: "all" is every kind the library holds (photos, sounds, catalog products)
+TARGETS = {"images": ("image",), "audio": ("audio",), "products": ("product",), "all": ("image", "audio", "product")}

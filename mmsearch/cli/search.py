@@ -22,8 +22,8 @@ _PART_OPTIONS = {"texts": "text", "images": "image", "audios": "audio", "compose
               help="An image with an instruction, IMAGE::TEXT (e.g. dress.jpg::but in red); needs bge-vl.")
 @weight_option
 @click.option("--like", "like", help="More like this indexed file.")
-@click.option("--target", type=click.Choice(["images", "audio", "all"]), default="all", show_default=True,
-              help="Which tables to search.")
+@click.option("--target", type=click.Choice(["images", "audio", "products", "all"]), default="all",
+              show_default=True, help="What to search: photos, sounds, catalog products, or all of them.")
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=None, help="Number of results.")
 @click.option("--where", multiple=True, help="Filter COLUMN OP VALUE, e.g. width>=1000, format=PNG, tags~beach.")
 @click.option("--folder", help="Only files under this folder.")
@@ -61,7 +61,8 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
     mmsearch search --text beach --image photo.jpg --text people --weight -1
     mmsearch search "storm" --target images --where width>=1000 --after 2024-01-01
     """
-    from mmsearch.query.parts import QueryOptions, QueryPart, composed_from_cli, part_from_cli
+    from mmsearch.query.parts import (QueryOptions, QueryPart, composed_from_cli, is_product_key, like_targets,
+                                      part_from_cli)
 
     settings = settings_of(ctx)
     k = settings.default_k if k is None else k
@@ -75,12 +76,12 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
         raise click.UsageError("--like stands alone; to mix it with other parts, pass the file as --image")
     if not raw and not like:
         raise click.UsageError("give a text QUERY or at least one --text, --image, --audio or --like")
-    parts = [QueryPart("like", os.path.abspath(like))] if like else []
+    parts = [QueryPart("like", like if is_product_key(like) else os.path.abspath(like))] if like else []
     parts += [composed_from_cli(value, weight) if kind == "composed" else part_from_cli(kind, value, weight)
               for kind, value, weight in raw]  # type: ignore[arg-type]
     targets = TARGETS[target]
-    if like and target == "all":  # more like a photo: photos; like a sound: sounds
-        targets = ("audio",) if _is_sound(like) else ("image",)
+    if like and target == "all":  # more like a photo: photos; a sound: sounds; a product: products
+        targets = like_targets(os.path.abspath(like) if not is_product_key(like) else like)
     options = QueryOptions(k=k, targets=targets, method=opts["fusion"], rrf_k=opts["rrf_k"], norm=opts["norm"],
                            hybrid=opts["hybrid"], rerank=opts["rerank"], shortlist=opts["shortlist"],
                            mmr=opts["mmr"], min_score=opts["min_score"], where=list(opts["where"]),
@@ -103,12 +104,6 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
         click.echo(note, err=True)
     emit_hits([h.to_dict() for h in answer.hits], plain, paths_only, explain)
     hand_off(answer.hits, export_to, copy_to)
-
-
-def _is_sound(path: str) -> bool:
-    from mmsearch.media.audio import supported_extensions
-
-    return Path(path).suffix.lower() in supported_extensions()
 
 
 def _ask_server(settings, parts: list, options) -> list[dict] | None:

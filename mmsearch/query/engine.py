@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from mmsearch.encoders.base import Encoder
-from mmsearch.errors import BadQuery, EmptyQuery, LibraryNotFound, SpaceMismatch
+from mmsearch.errors import BadQuery, EmptyQuery, LibraryNotFound, SpaceMismatch, UnknownColumn
 from mmsearch.query.embed import Projector, embed_part
 from mmsearch.query.filters import Filters, build_filters
 from mmsearch.query.fusion import RankedList, best_of, fuse
@@ -111,8 +111,7 @@ class QueryEngine:
         liked = _liked(parts)
         if liked and options.shortlist < options.k + len(liked):  # room for k answers besides the file itself
             options = replace(options, shortlist=options.k + len(liked))
-        tables = self._tables(options.targets)
-        filters = {t.name: _filters(t, options) for t in tables}
+        tables, filters = _filtered(self._tables(options.targets), options)
         routes = self._routes(parts, tables)
         lists, rows = self._retrieve(routes, filters, options)
         ranked = self._rerank(routes, lists, rows) if options.rerank else lists
@@ -125,12 +124,7 @@ class QueryEngine:
 
     # -- routing --------------------------------------------------------------------------------
     def _tables(self, targets: Sequence[str]) -> list[SpaceTable]:
-        tables = []
-        for modality in targets:
-            for space in self.library.spaces(modality):
-                table = self.library.table(modality, space)
-                if table is not None and table.count() > 0:
-                    tables.append(table)
+        tables = [t for modality in targets for t in self.library.tables(modality)]
         if not tables:
             raise LibraryNotFound(
                 f"the library at {self.library.data_dir} has nothing indexed for {' or '.join(targets)} yet; "
@@ -280,7 +274,7 @@ class QueryEngine:
                 for route, rl, pos in index if path in pos
             ]
             cosine, space = own.get(path, (0.0, None))
-            result = SearchResult.from_row(row, cosine, table.modality, space)
+            result = SearchResult.from_row(row, cosine, table.modality, space, table.product_of(row))
             hits.append(FusedHit(result, score, contribs))
         return hits
 
@@ -326,6 +320,22 @@ def _liked(parts: Sequence[QueryPart]) -> set[str]:
 def _filters(table: SpaceTable, options: QueryOptions) -> Filters:
     return build_filters(table.schema, options.where, options.folder, options.types, options.after,
                          options.before)
+
+
+def _filtered(tables: list[SpaceTable], options: QueryOptions) -> tuple[list[SpaceTable], dict[str, Filters]]:
+    """The tables a query's filters can apply to, each with its compiled filters. A column only some kinds
+    of table have (a catalog's `price`) keeps the search to those: nothing elsewhere can match it."""
+    kept, filters, unknown = [], {}, None
+    for table in tables:
+        try:
+            filters[table.name] = _filters(table, options)
+        except UnknownColumn as exc:
+            unknown = unknown or exc
+            continue
+        kept.append(table)
+    if not kept and unknown is not None:
+        raise unknown
+    return kept, filters
 
 
 def _check_parts(parts: Sequence[QueryPart]) -> None:

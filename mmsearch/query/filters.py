@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mmsearch.errors import BadQuery
+from mmsearch.errors import BadQuery, UnknownColumn
 
 OPS = ("!=", ">=", "<=", "=", ">", "<", "~", "^")
 _COND = re.compile(r"^\s*([A-Za-z_][\w .-]*?)\s*(!=|>=|<=|=|>|<|~|\^)\s*(.*?)\s*$")
@@ -97,7 +97,7 @@ def _typed(schema: pa.Schema, column: str, op: str, value: str) -> Condition:
         return Condition(DATE_COLUMN, op, _date_ns(value, column))
     if schema.get_field_index(column) < 0 or column == "vector":
         names = ", ".join(["date"] + [f.name for f in schema if f.name != "vector"])
-        raise BadQuery(f"unknown filter column {column!r}; filterable columns: {names}")
+        raise UnknownColumn(f"unknown filter column {column!r}; filterable columns: {names}")
     typ = schema.field(column).type
     if pa.types.is_list(typ):
         if op not in ("~", "="):

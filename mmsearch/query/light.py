@@ -34,16 +34,20 @@ def light_engine(data_dir: Path, models_dir: Path, targets: Sequence[str], ann_t
         library = Library(data_dir, create=False)
     except MMSearchError:
         return None
+    scope = library
+    if "product" in targets and any(n.startswith("catalog__") for n in library.table_names()):
+        from mmsearch.workflows.catalog_search import WithCatalogs  # the same products as the full path
+
+        scope = WithCatalogs(library)
     encoders: dict[str, OnnxTextEncoder] = {}
     for modality in targets:
-        for space in library.spaces(modality):
-            table = library.table(modality, space)
-            if table is None or table.count() == 0 or space.id in encoders:
+        for table in scope.tables(modality):
+            if table.space.id in encoders:
                 continue
-            manifest = find_text_export(export_folder(models_dir), space.id)
+            manifest = find_text_export(export_folder(models_dir), table.space.id)
             if manifest is None:
                 return None  # a table this query would reach has no exported text tower
-            encoders[space.id] = OnnxTextEncoder(manifest)
+            encoders[table.space.id] = OnnxTextEncoder(manifest)
     if not encoders:
         return None
-    return QueryEngine(library, list(encoders.values()), VectorSearch(ann_threshold, one_shot=True), [])
+    return QueryEngine(scope, list(encoders.values()), VectorSearch(ann_threshold, one_shot=True), [])

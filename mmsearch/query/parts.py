@@ -79,10 +79,34 @@ def _weight_hint(kind: str, value: str) -> str:
     return f"; to weight a part, write --{kind} {rest} --weight {weight:g}"
 
 
+# What a query can search: the library's photos and sounds, and the products of its catalogs.
+SEARCHABLE = ("image", "audio", "product")
+
+
+def product_key(catalog_file: str, product_id: str) -> str:
+    """How a catalog's product is named in results and in "more like this": `<catalog file>#<id>`."""
+    return f"{catalog_file}#{product_id}"
+
+
+def is_product_key(path: str) -> bool:
+    """A `<catalog file>#<id>` key rather than a file (a photo may have # in its name: it exists as a whole)."""
+    base, hash_, pid = str(path).rpartition("#")
+    return bool(hash_ and pid) and Path(base).is_file() and not Path(path).exists()
+
+
+def like_targets(path: str) -> tuple[str, ...]:
+    """What "more like this" searches by default: products for a product, sounds for a sound, else photos."""
+    from mmsearch.media.audio import supported_extensions
+
+    if is_product_key(path):
+        return ("product",)
+    return ("audio",) if Path(path).suffix.lower() in supported_extensions() else ("image",)
+
+
 @dataclass
 class QueryOptions:
     k: int = 12
-    targets: tuple[str, ...] = ("image", "audio")
+    targets: tuple[str, ...] = SEARCHABLE
     method: Method = "rrf"
     rrf_k: float = 60.0
     norm: Norm = "minmax"
@@ -108,9 +132,10 @@ class QueryOptions:
             raise BadQuery(f"shortlist must be at most 5000, got {self.shortlist}")
         if self.mmr is not None and not 0.0 <= self.mmr <= 1.0:
             raise BadQuery(f"MMR lambda must be between 0 and 1, got {self.mmr}")
-        unknown = [t for t in self.targets if t not in ("image", "audio")]
+        unknown = [t for t in self.targets if t not in SEARCHABLE]
         if unknown or not self.targets:
-            raise BadQuery(f"search targets must be image and/or audio, got {', '.join(self.targets) or 'none'}")
+            raise BadQuery(f"search targets must be some of {', '.join(SEARCHABLE)}, "
+                           f"got {', '.join(self.targets) or 'none'}")
 
 
 def _shown(value: Any) -> str:

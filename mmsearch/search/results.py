@@ -19,13 +19,21 @@ class SearchResult:
     # The space (EmbeddingSpace.id) whose cosine `score` is; None when no dense list scored the item
     # (a keyword-only hit with rerank off). Scores of different spaces are different numbers.
     score_space: str | None = None
+    # A catalog's product (modality "product"): catalog, product_id, title, price, image_file and the
+    # catalog's own typed columns; None for files.
+    product: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def picture(self) -> str:
+        """The file that shows this result: a product's image, else the file itself."""
+        return str(self.product["image_file"]) if self.product and self.product.get("image_file") else self.path
+
     @classmethod
     def from_row(cls, row: dict, score: float, modality: str = "image",
-                 space: str | None = None) -> "SearchResult":
+                 space: str | None = None, product: dict | None = None) -> "SearchResult":
         return cls(
             path=row["path"],
             score=round(float(score), 6),
@@ -39,4 +47,5 @@ class SearchResult:
             duration_s=row.get("duration_s"),
             offset_s=row.get("offset_s"),
             score_space=space,
+            product=product,
         )

@@ -32,7 +32,7 @@ from mmsearch.server.schema import api_record
 
 log = logging.getLogger(__name__)
 TARGETS = {"images": ("image",), "image": ("image",), "audio": ("audio",), "sounds": ("audio",),
-           "all": ("image", "audio")}
+           "products": ("product",), "all": ("image", "audio", "product")}
 
 
 class PartIn(BaseModel):
@@ -47,7 +47,7 @@ class PartIn(BaseModel):
 class SearchIn(BaseModel):
     parts: list[PartIn]
     k: int | None = None
-    targets: list[Literal["image", "audio"]] = ["image", "audio"]
+    targets: list[Literal["image", "audio", "product"]] = ["image", "audio", "product"]
     method: Literal["rrf", "weighted"] = "rrf"
     rrf_k: float = 60.0
     norm: Literal["minmax", "zscore"] = "minmax"
@@ -167,7 +167,7 @@ def answer_json(answer: Any) -> dict[str, Any]:
 
 def with_thumb(record: dict[str, Any]) -> dict[str, Any]:
     """Where a program fetches a photo result's picture (a rendition, never the original)."""
-    if record.get("modality") == "image":
+    if record.get("modality") in ("image", "product"):  # a product's thumb is its image's
         record["thumb"] = "/api/v1/thumb?" + urlencode({"file": record["file"]})
     return record
 
@@ -215,7 +215,7 @@ def add_routes(app: Any, service: Any, renditions: Any, settings: Any = None) ->
     @app.get("/api/v1/search", dependencies=guard, tags=["search"])
     async def search_get(q: str = Query(..., description="What to look for, in words"),
                          k: int | None = Query(None, ge=1, le=1000),
-                         target: Literal["all", "images", "audio"] = "all",
+                         target: Literal["all", "images", "audio", "products"] = "all",
                          where: list[str] = Query([]), folder: str | None = None) -> Any:
         """Text search: the same answer as `mmsearch search "q"` and the Search tab."""
         body = SearchIn(parts=[PartIn(kind="text", value=q)], k=k, targets=list(TARGETS[target]),
@@ -248,10 +248,14 @@ def _rendition(service: Any, renditions: Any, file: str, edge: int) -> str | Non
         library = service.library()
     except MMSearchError:
         return None
-    if not os.path.isabs(file) or not library.contains(file):
+    if not os.path.isabs(file):
         return None
-    for space in library.spaces("image"):
-        table = library.table("image", space)
-        if table is not None and table.rows_for_paths([file]):
-            return renditions.get(file, edge)
+    if library.contains(file):
+        for table in library.tables("image"):
+            if table.rows_for_paths([file]):
+                return renditions.get(file, edge)
+    for table in service.scope().tables("product"):  # a product's key: the image its catalog row names
+        row = table.rows_for_paths([file]).get(file)
+        if row is not None and row.get("image_file"):
+            return renditions.get(row["image_file"], edge)
     return None

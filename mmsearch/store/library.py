@@ -58,6 +58,11 @@ class Library:
         return [found[1] for name in self.table_names()
                 if (found := self._described(name)) is not None and found[0] == modality]
 
+    def tables(self, modality: str) -> list[SpaceTable]:
+        """Every table of one modality that holds rows: what a query targeting it searches."""
+        found = (self.table(modality, space) for space in self.spaces(modality))
+        return [t for t in found if t is not None and t.count() > 0]
+
     def table(self, modality: str, space: EmbeddingSpace, create: bool = False) -> SpaceTable | None:
         name = table_name(modality, space)
         if name in self._open:

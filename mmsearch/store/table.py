@@ -96,6 +96,10 @@ class SpaceTable:
         self._identity_read: tuple[float, tuple[int, str | None]] | None = None
         self._layout: tuple[str, bool] | None = None
 
+    def product_of(self, row: dict) -> dict | None:
+        """What a result row is beyond a file: a catalog table says which product; a file table, nothing."""
+        return None
+
     @property
     def name(self) -> str:
         return self.table.name

@@ -117,7 +117,8 @@ class Actions:
         self._expose([str(self.renditions.folder)])
         shown = Found()
         for hit in answer.hits:
-            thumb = self.rendition(hit.result) if library.contains(hit.result.path) else None
+            shown_here = hit.result.modality == "product" or library.contains(hit.result.path)
+            thumb = self.rendition(hit.result) if shown_here else None
             if thumb is not None:  # outside the roots, moved, deleted or unreadable since indexing
                 shown.hits.append(hit)
                 shown.thumbs.append(thumb)
@@ -140,12 +141,12 @@ class Actions:
         """A thumbnail for a photo; a labelled tile for a sound (the Sounds tab plays them)."""
         if result.modality == "audio":
             return sound_tile(self.renditions.folder / "tiles", result) if os.path.exists(result.path) else None
-        return self.renditions.get(result.path)
+        return self.renditions.get(result.picture)  # a product shows its catalog image
 
     def preview(self, hit: SearchResult) -> str | None:
         if hit.modality == "audio":
             return self.rendition(hit)
-        return self.renditions.get(hit.path, PREVIEW_EDGE)
+        return self.renditions.get(hit.picture, PREVIEW_EDGE)
 
     # -- indexing -------------------------------------------------------------------------------
     def index_folder(self, folder: str, on_progress: ProgressFn | None = None) -> Indexed:

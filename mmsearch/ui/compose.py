@@ -14,7 +14,7 @@ import gradio as gr
 
 from mmsearch.errors import BadQuery
 from mmsearch.query.engine import FusedHit
-from mmsearch.query.parts import QueryOptions, QueryPart
+from mmsearch.query.parts import SEARCHABLE, QueryOptions, QueryPart
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly
 from mmsearch.ui.sounds import Previews
@@ -24,6 +24,8 @@ from mmsearch.ui.uploads import ImageUpload, SoundUpload
 TEXT_SLOTS, IMAGE_SLOTS, AUDIO_SLOTS = 3, 2, 1
 BADGE = {"image": "🖼 image", "audio": "🔊 audio"}
 TABLE_HEADERS = ["#", "type", "file", "similarity", "fused", "matched by"]
+
+TARGETS = {"all": SEARCHABLE, "images": ("image",), "audio": ("audio",), "products": ("product",)}
 
 
 @dataclass
@@ -71,7 +73,7 @@ class ComposeActions:
             parts += [QueryPart("image", img, float(w)) for img, w in images if img is not None]
             parts += [QueryPart("audio", snd, float(w)) for snd, w in audios if snd is not None]
             options = QueryOptions(
-                k=int(k), targets={"images": ("image",), "audio": ("audio",)}.get(target, ("image", "audio")),
+                k=int(k), targets=TARGETS.get(target, SEARCHABLE),
                 method=method, hybrid=bool(hybrid), rerank=bool(rerank), mmr=None if mmr >= 1 else float(mmr),
                 min_score=min_score, where=_split(where), folder=(folder or "").strip() or None,
                 types=_split(types), after=(after or "").strip() or None, before=(before or "").strip() or None)
@@ -82,10 +84,11 @@ class ComposeActions:
         self._expose([str(self.renditions.folder)])
         out = Composed()
         for hit in answer.hits:
-            if not library.contains(hit.result.path):
+            if hit.result.modality != "product" and not library.contains(hit.result.path):
                 continue
             out.hits.append(hit)
-            out.thumbs.append(self.renditions.get(hit.result.path) if hit.result.modality == "image" else None)
+            pictured = hit.result.modality in ("image", "product")  # a product shows its catalog image
+            out.thumbs.append(self.renditions.get(hit.result.picture) if pictured else None)
             if hit.result.modality == "audio" and not out.previews:
                 preview = self.previews.get(hit.result)
                 if preview is not None:
@@ -132,7 +135,7 @@ def compose_tab(actions: ComposeActions, default_k: int, private: dict) -> None:
                                             elem_id="mms-c-ctext")
                         c_weight = gr.Number(value=1.0, step=0.5, label="weight", elem_id="mms-c-cweight")
         with gr.Column(scale=1, min_width=260):
-            target = gr.Radio(["all", "images", "audio"], value="all", label="Search in", elem_id="mms-c-target")
+            target = gr.Radio(list(TARGETS), value="all", label="Search in", elem_id="mms-c-target")
             k = gr.Slider(1, 100, value=default_k, step=1, label="Results (k)")
             with gr.Accordion("Filters", open=False):
                 where = gr.Textbox(label="Conditions", placeholder="width>=1000, format=PNG, tags~beach",

@@ -26,6 +26,10 @@ def human_bytes(n: int) -> str:
 
 
 def caption(hit: SearchResult) -> str:
+    if hit.product:  # labelled as a product, with its price
+        price = hit.product.get("price")
+        shown = f" · {price:,.2f}" if isinstance(price, (int, float)) else (f" · {price}" if price else "")
+        return f"{hit.score:.3f} · product · {hit.product.get('title') or hit.product.get('product_id')}{shown}"
     return f"{hit.score:.3f} · {hit.name}"
 
 
@@ -38,6 +42,13 @@ def shown_message(shown: int, found: int, what: str) -> str:
 
 
 def detail_markdown(hit: SearchResult) -> str:
+    if hit.product:
+        p = hit.product
+        fields = "  \n".join(f"**{_escape(str(k))}** {_escape(str(v))}" for k, v in p.get("fields", {}).items()
+                             if v is not None)
+        return (f"### {_escape(p.get('title') or str(p.get('product_id')))}\n"
+                f"**Product** `{p.get('product_id')}` in catalog **{_escape(str(p.get('catalog')))}**  \n"
+                f"**Score** {hit.score:.3f}  \n" + fields)
     dims = f"{hit.width} × {hit.height} px" if hit.width and hit.height else "unknown size"
     return (
         f"### {_escape(hit.name)}\n"

@@ -36,6 +36,7 @@ from mmsearch.encoders.base import EmbeddingSpace, Encoder
 from mmsearch.errors import BadMedia
 from mmsearch.ingest.pipelines import read_file
 from mmsearch.media.images import decode_image
+from mmsearch.query.parts import product_key
 from mmsearch.store.library import Library
 from mmsearch.store.table import META_COLUMNS, SpaceTable, space_of, table_schema
 from mmsearch.workflows.catalog_file import (
@@ -82,6 +83,19 @@ class CatalogTable(SpaceTable):
         self.spec = spec
         self.vectors = (handle.schema.metadata or {}).get(VECTORS_KEY, b"image").decode()
         self.meta_columns = META_COLUMNS + ["product_id", "image_file"] + list(spec.columns)
+
+    def product_of(self, row: dict) -> dict | None:
+        spec = self.spec
+        fields = {c: _plain(row.get(c)) for c in spec.columns
+                  if c not in (spec.id_column, spec.image_column, spec.title_column)}
+        return {
+            "catalog": spec.name,
+            "product_id": row.get("product_id"),
+            "title": str(row.get(spec.title_column) or "") if spec.title_column else "",
+            "price": _plain(row.get(spec.price_column)) if spec.price_column else None,
+            "image_file": row.get("image_file"),
+            "fields": fields,
+        }
 
     def products(self) -> dict[str, dict]:
         """product id -> what decides whether it changed."""
@@ -343,7 +357,7 @@ class CatalogIndexer:
             if spec.tags_column else []
         return {
             **{c: record.get(c) for c in spec.columns},
-            "path": f"{spec.source}#{item.pid}",
+            "path": product_key(spec.source, item.pid),
             "folder": os.path.dirname(item.image),
             "name": title or os.path.basename(item.image),
             "hash": item.hash,
@@ -424,3 +438,17 @@ def _missing_reason(value: Any, image: str | None) -> str:
     if image is None:
         return f"image {value} is a URL; mmsearch reads local files only: download the images and give their paths"
     return f"image {image} not found"
+
+
+def _plain(value: Any) -> Any:
+    """A column value as JSON carries it (dates as ISO text, decimals as numbers)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "isoformat"):  # a date
+        return value.isoformat()
+    if value is not None and not isinstance(value, (str, int, float, bool, list)):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return str(value)
+    return value

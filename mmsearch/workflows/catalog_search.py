@@ -17,30 +17,49 @@ from mmsearch.query.engine import FusedHit, QueryEngine
 from mmsearch.query.parts import QueryOptions, QueryPart
 from mmsearch.search.vector import VectorSearch
 from mmsearch.store.library import Library
-from mmsearch.workflows.catalog import Catalogs, CatalogTable, text_encoders
+from mmsearch.store.table import SpaceTable
+from mmsearch.workflows.catalog import MODALITY, PREFIX, Catalogs, CatalogTable, text_encoders
 from mmsearch.workflows.catalog_file import CatalogSpec
 
 if TYPE_CHECKING:
     from mmsearch.service import MMSearch
 
 MAX_CHOICES = 40  # a text column with more distinct values is searched by "contains", not a choice list
-VIEW_MODALITY = "image"  # the engine searches "image" targets; the view answers with the catalog's tables
 
 
 class CatalogView:
-    """Library-shaped: the query engine sees the catalog's tables as its image tables."""
+    """Library-shaped: the query engine sees one catalog's tables, and nothing else, as its products."""
 
     def __init__(self, library: Library, tables: Sequence[CatalogTable]) -> None:
         self.data_dir = library.data_dir
         self._tables = [t for t in tables if t.count() > 0]
 
-    def spaces(self, modality: str = "image") -> list[EmbeddingSpace]:
-        return [t.space for t in self._tables] if modality == VIEW_MODALITY else []
+    def tables(self, modality: str) -> list[CatalogTable]:
+        return list(self._tables) if modality == MODALITY else []
 
-    def table(self, modality: str, space: EmbeddingSpace, create: bool = False) -> CatalogTable | None:
-        if modality != VIEW_MODALITY:
-            return None
-        return next((t for t in self._tables if t.space == space), None)
+
+class WithCatalogs:
+    """Library-shaped: the library's own tables, and every catalog's tables as the "product" target, so the
+    general search (every surface's `service.query`) answers with products too, labelled as products and
+    filterable by their own typed columns. Catalog tables are re-listed when the library's table list is
+    (at most every couple of seconds), never per query."""
+
+    def __init__(self, library: Library) -> None:
+        self._library = library
+        self._catalogs = Catalogs(library)
+        self._seen: tuple[object, list[CatalogTable]] = (None, [])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._library, name)
+
+    def tables(self, modality: str) -> list[SpaceTable]:
+        if modality != MODALITY:
+            return self._library.tables(modality)
+        names = self._library.table_names()
+        if self._seen[0] is not names:  # the library re-read its table list: so do we
+            found = self._catalogs.tables() if any(n.startswith(PREFIX) for n in names) else []
+            self._seen = (names, found)
+        return [t for t in self._seen[1] if t.count() > 0]
 
 
 @dataclass
@@ -115,7 +134,7 @@ class CatalogSearch:
         spec = self.catalogs.spec(catalog)
         view = CatalogView(self.library, self.catalogs.tables(catalog))
         engine = QueryEngine(view, self.encoders, self.vectors)  # type: ignore[arg-type]
-        options = QueryOptions(k=k, targets=(VIEW_MODALITY,), hybrid=hybrid, mmr=mmr, where=list(where))
+        options = QueryOptions(k=k, targets=(MODALITY,), hybrid=hybrid, mmr=mmr, where=list(where))
         answer = engine.run(parts, options)
         rows = self.catalogs.image_table(catalog).rows_for_paths([h.result.path for h in answer.hits])
         hits = []

@@ -129,9 +129,10 @@ def file_of(hit: Any) -> str:
     if hasattr(hit, "image_file"):
         return hit.image_file
     if isinstance(hit, FusedHit):
-        return hit.result.path
+        return hit.result.picture
     if isinstance(hit, SearchResult):
-        return hit.path
+        return hit.picture
     if isinstance(hit, Mapping):
-        return str(hit["path"])
+        product = hit.get("product") or {}
+        return str(product.get("image_file") or hit["path"])
     return str(getattr(hit, "path"))
