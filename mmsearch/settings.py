@@ -10,6 +10,7 @@ from platformdirs import user_data_path
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mmsearch.defaults import DEFAULT_K, default_data_dir
 from mmsearch.errors import MMSearchError
 
 ENV_PREFIX = "MMSEARCH_"
@@ -28,7 +29,7 @@ def _default_models_dir() -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
-    data_dir: Path = Field(default_factory=lambda: user_data_path("mmsearch") / "library")
+    data_dir: Path = Field(default_factory=default_data_dir)
     models_dir: Path = Field(default_factory=_default_models_dir)
     encoder: str = "open-clip"
     model: str = "ViT-B-32"
@@ -42,7 +43,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=178_956_970, ge=1)  # 2x Pillow's default bomb limit
     host: str = "127.0.0.1"
     port: int = Field(default=7860, ge=1, le=65535)
-    default_k: int = Field(default=12, ge=1, le=1000)
+    default_k: int = Field(default=DEFAULT_K, ge=1, le=1000)
     auth: str | None = None  # "user:password" protects the UI and the API
     # The web server's reach (see mmsearch/server/policy.py). Folders, separated by os.pathsep, that the web app
     # may index; empty: the library's own roots and the sample library.

@@ -153,3 +153,15 @@ def test_cold_cli_answers_with_products_without_torch(settings, tmp_path):
         os.environ.pop("MMSEARCH_MODELS_DIR", None)
     assert [r["path"] for r in light] == [r["path"] for r in full]
     assert "product" in {r["modality"] for r in light}
+
+
+def test_program_answers_render_no_thumbnails(shop_library, settings):
+    """The gradio JSON endpoints answer with thumbnail URLs: rendering pictures for them only cost time."""
+    svc, photos, catalog = shop_library
+    actions = Actions(svc, Path("/nonexistent"), lambda folders: None)
+    for_program = actions.search_text("RKT-03", 8, render=False)
+    assert not actions.renditions.folder.exists() or not any(actions.renditions.folder.rglob("*.webp"))
+    for_page = actions.search_text("RKT-03", 8)
+    assert [h.result.path for h in for_program.hits] == [h.result.path for h in for_page.hits]
+    assert for_program.thumbs == [] and len(for_page.thumbs) == len(for_page.hits)
+    assert all(r["thumb"].startswith("/api/v1/thumb?") for r in for_program.to_json()["results"])

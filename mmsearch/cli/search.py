@@ -61,11 +61,15 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
     mmsearch search --text beach --image photo.jpg --text people --weight -1
     mmsearch search "storm" --target images --where width>=1000 --after 2024-01-01
     """
+    from mmsearch.cli.fast import default_k, fast_server
     from mmsearch.query.parts import (QueryOptions, QueryPart, composed_from_cli, is_product_key, like_targets,
                                       part_from_cli)
 
-    settings = settings_of(ctx)
-    k = settings.default_k if k is None else k
+    fast_url = None if (export_to or copy_to) or (k is None and default_k() is None) else \
+        fast_server(ctx.find_root().obj)
+    settings = None if fast_url else settings_of(ctx)  # a server with our models answers: no settings to build
+    if k is None:
+        k = settings.default_k if settings is not None else default_k()
     raw = [("text", query, 1.0)] if query else []
     given = weighted_parts(ctx, _PART_OPTIONS, weights, dict(texts=texts, images=images, audios=audios,
                                                               composed=composed))
@@ -88,10 +92,11 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
                            folder=os.path.abspath(os.path.expanduser(opts["folder"])) if opts["folder"] else None,
                            types=list(opts["types"]), after=opts["after"], before=opts["before"])
     if not (export_to or copy_to):  # a running server answers at once (its model is already loaded)
-        records = _ask_server(settings, parts, options)
+        records = _ask_server(fast_url, settings, parts, options)
         if records is not None:
             emit_hits(records, plain, paths_only, explain)
             return
+        settings = settings or settings_of(ctx)
     answer = None
     if not (export_to or copy_to):  # words only, on exported text towers: no torch, no model load
         from mmsearch.query.light import light_engine
@@ -106,17 +111,19 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
     hand_off(answer.hits, export_to, copy_to)
 
 
-def _ask_server(settings, parts: list, options) -> list[dict] | None:
-    """The answer of `mmsearch serve` on this library, or None to search in-process (no server, or gone)."""
+def _ask_server(url: str | None, settings, parts: list, options) -> list[dict] | None:
+    """The answer of `mmsearch serve` on this library, or None to search in-process (no server, or gone).
+    url: a server already found by cli/fast.py; else the settings find one."""
     from dataclasses import asdict
 
     from mmsearch.server.client import ask, local_record, part_json, server_for
 
-    url = server_for(settings)
+    auth = os.environ.get("MMSEARCH_AUTH") or None if url else settings.auth
+    url = url or server_for(settings)
     if url is None:
         return None
     body = {"parts": [part_json(p.kind, p.value, p.weight) for p in parts], **asdict(options)}
-    answer = ask(url, body, settings.auth)
+    answer = ask(url, body, auth)
     if answer is None:
         return None  # recorded but not answering: search here
     if not answer.get("ok"):

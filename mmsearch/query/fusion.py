@@ -21,9 +21,8 @@ from typing import Literal, Sequence
 import numpy as np
 
 from mmsearch.errors import FusionError  # noqa: F401 - raised here, importable from here as before
+from mmsearch.query.parts import Method, Norm  # noqa: F401 - importable from here as before
 
-Method = Literal["rrf", "weighted"]
-Norm = Literal["minmax", "zscore"]
 METHODS = ("rrf", "weighted")
 NORMS = ("minmax", "zscore")
 

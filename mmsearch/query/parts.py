@@ -7,8 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mmsearch.defaults import DEFAULT_K
 from mmsearch.errors import BadQuery, EmptyQuery
-from mmsearch.query.fusion import Method, Norm
+
+# Here rather than in fusion (which needs numpy): a CLI that only builds a query for a server imports no numpy.
+Method = Literal["rrf", "weighted"]
+Norm = Literal["minmax", "zscore"]
 
 PartKind = Literal["text", "image", "audio", "composed", "like"]
 # composed: (image, instruction) for BGE-VL; like: the path of an indexed file, searched by its stored vectors
@@ -105,7 +109,7 @@ def like_targets(path: str) -> tuple[str, ...]:
 
 @dataclass
 class QueryOptions:
-    k: int = 12
+    k: int = DEFAULT_K
     targets: tuple[str, ...] = SEARCHABLE
     method: Method = "rrf"
     rrf_k: float = 60.0

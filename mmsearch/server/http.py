@@ -18,10 +18,9 @@ from typing import Any
 
 from mmsearch.errors import MMSearchError
 from mmsearch.server.guard import RequestGuard, accepted_hosts, is_loopback
+from mmsearch.server.record import (SERVER_FILE, forget_server, model_fields, models_of,  # noqa: F401
+                                    recorded_server, remember_server)
 from mmsearch.settings import Settings
-
-SERVER_FILE = "server.json"
-
 
 class ServerError(MMSearchError):
     """The server cannot start as asked (busy port, unsafe bind)."""
@@ -119,53 +118,15 @@ def start(settings: Settings, asgi_app: Any, demo: Any, record_in: Path | None =
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "") else "::1" if settings.host == "::" else host
     url = f"http://{shown}:{port}/"
-    record = remember_server(record_in, url, fingerprint(settings)) if record_in is not None else None
+    record = None
+    if record_in is not None:
+        record = remember_server(record_in, url, fingerprint(settings), model_fields(settings),
+                                 model_fields(Settings.model_construct()))
     return Running(url, server, thread, demo, record)
 
 
-# -- where a server listens, for the CLI ---------------------------------------------------------------
+# -- where a server listens, for the CLI (server/record.py) -------------------------------------------
 def fingerprint(settings: Settings) -> str:
     """The models a server answers with: a CLI asked for other models searches in-process instead."""
-    return json.dumps([settings.encoder, settings.model, settings.pretrained, settings.extra_models,
-                       settings.text_model, settings.audio_model, settings.audio, settings.truncate_dim])
+    return models_of(settings)
 
-
-def remember_server(data_dir: Path, url: str, models: str = "") -> Path | None:
-    path = Path(data_dir) / SERVER_FILE
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "started": time.time(), "models": models}))
-        os.replace(tmp, path)
-        return path
-    except OSError:
-        return None  # a read-only library still serves; the CLI just won't find the server
-
-
-def forget_server(record: Path | None) -> None:
-    if record is None:
-        return
-    try:
-        if json.loads(record.read_text()).get("pid") == os.getpid():
-            record.unlink()
-    except (OSError, ValueError):
-        pass
-
-
-def recorded_server(data_dir: Path, models: str | None = None) -> str | None:
-    """The URL of a live server on this library answering with these models, or None (no record, a stale
-    one whose process is gone, or a server with other models)."""
-    try:
-        info = json.loads((Path(data_dir).expanduser() / SERVER_FILE).read_text())
-        pid, url = int(info["pid"]), str(info["url"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if models is not None and info.get("models") != models:
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return url

@@ -85,22 +85,23 @@ class Actions:
 
     # -- searching ------------------------------------------------------------------------------
     # The same QueryParts and options as `mmsearch search`: the page, the API and the CLI give one answer.
-    def search_text(self, query: str, k: int) -> Found:
+    # render=False: for a program (the JSON endpoints), whose results carry thumbnail URLs, not pictures.
+    def search_text(self, query: str, k: int, render: bool = True) -> Found:
         return self._search(lambda: self.service.query([QueryPart("text", query or "")], self.service.options(k)),
-                            f"“{(query or '').strip()}”")
+                            f"“{(query or '').strip()}”", render)
 
-    def search_image(self, image: Image.Image | str | None, k: int) -> Found:
+    def search_image(self, image: Image.Image | str | None, k: int, render: bool = True) -> Found:
         if image is None:
             return Found(message="Upload or paste an image to search by it.", ok=False)
         return self._search(lambda: self.service.query([QueryPart("image", image)], self.service.options(k)),
-                            "your image")
+                            "your image", render)
 
-    def search_sound(self, clip: str | None, k: int) -> Found:
+    def search_sound(self, clip: str | None, k: int, render: bool = True) -> Found:
         """Photos and sounds for an uploaded sound (a file path, decoded and cut by mmsearch)."""
         if clip is None:
             return Found(message="Upload a sound to search by it.", ok=False)
         return self._search(lambda: self.service.query([QueryPart("audio", clip)], self.service.options(k)),
-                            "your sound")
+                            "your sound", render)
 
     def more_like_this(self, path: str | None, k: int) -> Found:
         if not path:
@@ -108,7 +109,7 @@ class Actions:
         name = os.path.basename(path)
         return self._search(lambda: self.service.like(path, k), f"more like {name}")
 
-    def _search(self, run: Callable[[], Answer], what: str) -> Found:
+    def _search(self, run: Callable[[], Answer], what: str, render: bool = True) -> Found:
         try:
             answer = run()
             library = self.service.library()
@@ -117,9 +118,14 @@ class Actions:
         self._expose([str(self.renditions.folder)])
         shown = Found()
         for hit in answer.hits:
-            shown_here = hit.result.modality == "product" or library.contains(hit.result.path)
-            thumb = self.rendition(hit.result) if shown_here else None
-            if thumb is not None:  # outside the roots, moved, deleted or unreadable since indexing
+            if hit.result.modality != "product" and not library.contains(hit.result.path):
+                continue  # outside the roots
+            if not render:  # a program fetches pictures by URL: only check the file is still there
+                if os.path.isfile(hit.result.picture):
+                    shown.hits.append(hit)
+                continue
+            thumb = self.rendition(hit.result)
+            if thumb is not None:  # moved, deleted or unreadable since indexing
                 shown.hits.append(hit)
                 shown.thumbs.append(thumb)
         shown.message = shown_message(len(shown.hits), len(answer.hits), what)

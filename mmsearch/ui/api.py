@@ -20,17 +20,17 @@ def register_api(actions: Actions, default_k: int, image_input: gr.Image, sound_
 
     def search_text(query: str, k: int = default_k) -> dict[str, Any]:
         """Images that match a text description, best first, with cosine scores."""
-        return actions.search_text(query, k).to_json()
+        return actions.search_text(query, k, render=False).to_json()
 
     def index_folder(folder: str) -> dict[str, Any]:
         """Index (or update) the images under a folder on the server."""
         return actions.index_folder(folder).to_json()
 
     def search_image(image: str | None, k: float) -> dict[str, Any]:
-        return actions.search_image(image, int(k)).to_json()
+        return actions.search_image(image, int(k), render=False).to_json()
 
     def search_sound(clip: str | None, k: float) -> dict[str, Any]:
-        return actions.search_sound(clip, int(k)).to_json()
+        return actions.search_sound(clip, int(k), render=False).to_json()
 
     def search(query: dict) -> dict[str, Any]:
         """Any query, as POST /api/v1/search takes it: {"parts": [{"kind": "text", "value": "beach"},
