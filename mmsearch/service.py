@@ -129,7 +129,7 @@ class MMSearch:
         if s.ocr:  # text inside images joins the keyword index (optional, slow: see workflows/ocr.py)
             from mmsearch.workflows.ocr import OcrPass
 
-            OcrPass.for_service(self).run()
+            report.notes.append(OcrPass.for_service(self).run().summary())
         return report
 
     def export_text_tower(self) -> Path | None:

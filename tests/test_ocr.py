@@ -52,3 +52,12 @@ def test_text_in_images_is_keyword_searchable(settings, tmp_path):
                         env={"MMSEARCH_MODELS_DIR": str(settings.models_dir)})
     assert res.exit_code == 0, res.output
     assert "2 images, 0 read" in res.stderr and "2 from cache" in res.stderr and "0 rows updated" in res.stderr
+
+    page = Image.open(write_page(tmp_path / "second.png"))  # another page: `mmsearch index --ocr` reads it
+    ImageDraw.Draw(page).text((40, 270), "Page 2", fill=(25, 25, 30))
+    page.save(folder / "scan-002.png")
+    res = runner.invoke(cli, ["--data-dir", str(settings.data_dir), "--model", settings.model, "--pretrained", "",
+                              "--offline", "index", str(folder), "--ocr", "-q"], catch_exceptions=False,
+                        env={"MMSEARCH_MODELS_DIR": str(settings.models_dir)})
+    assert res.exit_code == 0, res.output
+    assert "OCR: 3 images, 1 read" in res.stderr and "2 from cache" in res.stderr

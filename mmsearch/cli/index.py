@@ -42,6 +42,8 @@ def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool, verbose: boo
             return
         report = _index_with_bar(svc, paths, quiet, verbose)
         click.echo(report.summary(), err=True)
+        for note in report.notes:  # the OCR pass, when on
+            click.echo(note, err=True)
         _say_skips(report.skip_groups(), _library_file(svc, "skipped.tsv"), report.skipped)
         for done in svc.maintain_index():
             click.echo(done, err=True)
@@ -117,6 +119,8 @@ def index_catalogs(svc: Any, paths: Sequence[Path], options: dict[str, str | Non
         for where, why in report.skipped if verbose else ():
             click.echo(f"skipped {where}: {why}", err=True)
         click.echo(report.summary(), err=True)
+        for note in report.notes:  # the OCR pass, when on
+            click.echo(note, err=True)
         _say_skips(group_skips(report.skipped), None, report.skipped)
     return tuple(p for p in paths if p not in catalogs)
 

@@ -52,6 +52,7 @@ class IndexReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     audio_seconds: float = 0.0  # length of the recordings embedded (not reused) in this run
+    notes: list[str] = field(default_factory=list)  # what later passes of the run did (OCR), one line each
 
     @property
     def changed(self) -> bool:
