@@ -126,6 +126,11 @@ class SpaceTable:
             self._identity_read = (now, (version, self._manifest_digest(version)))
         return self._identity_read[1]
 
+    def manifest_digest(self, version: int) -> str | None:
+        """Digest of one version's manifest (None when unknown): a resident index checks that the version it
+        holds is still this table's before it applies a newer version as a diff."""
+        return self._manifest_digest(version)
+
     def _manifest_digest(self, version: int) -> str | None:
         try:
             if self._layout is None:  # fixed for a handle's life: ask once
