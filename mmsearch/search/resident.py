@@ -321,6 +321,10 @@ class ResidentIndex:
         self.loads = 0  # full loads (a test tells a diff from a reload by it)
         self.diffs = 0
 
+    @property
+    def current(self) -> Snapshot | None:
+        return self._snap
+
     def snapshot(self, table: SpaceTable) -> Snapshot:
         snap = self._snap
         if snap is not None and self._fresh(snap, table):

@@ -40,6 +40,11 @@ class VectorSearch:
         """The resident index's current snapshot of table (loaded or refreshed as needed)."""
         return self._index(table).snapshot(table)
 
+    def loaded(self, table: SpaceTable) -> Snapshot | None:
+        """The snapshot already resident for table, if any; loads nothing."""
+        index = self._resident.get(table.name)
+        return index.current if index is not None else None
+
     def uses_ann(self, table: SpaceTable) -> bool:
         return table.count() >= self.ann_threshold and table.has_ann_index()
 
