@@ -189,6 +189,37 @@ def test_a_held_snapshot_keeps_answering_from_its_own_version(tmp_path):
     assert old.rows == 200 and new.rows == 196
 
 
+@pytest.mark.parametrize("kind", ["float32", "int8", "binary"])
+def test_a_commit_landing_mid_search_is_not_seen_by_it(tmp_path, monkeypatch, kind):
+    """A commit that lands between a search's shortlist and its reads of rescoring vectors and result rows
+    (here forced there) changes nothing in that search's answer: every read is pinned to its version."""
+    from mmsearch.search.resident import Snapshot
+
+    rng = np.random.default_rng(21)
+    q = unit(rng.standard_normal(DIM))
+    vectors = clustered(300, seed=22)
+    vectors[:15] = unit(q + 0.3 * rng.standard_normal((15, DIM)) / np.sqrt(DIM))
+    lib = Library(tmp_path / "lib")
+    table = table_of(lib, vectors)
+    vs = searcher(kind, meta_rows=0)
+    paths = [f"/lib/r{i:05d}.jpg" for i in range(300)]
+    want = exact_top(vectors, paths, q, 10)
+    shortlist = Snapshot._shortlist
+
+    def commit_meanwhile(self, *args):
+        out = shortlist(self, *args)
+        table.delete_paths(want[:5])
+        table.upsert_rows([row(want[5], unit(-q), width=1), row("/lib/new.jpg", q)])
+        return out
+
+    monkeypatch.setattr(Snapshot, "_shortlist", commit_meanwhile)
+    found = vs.search(table, q, 10)
+    assert [r["path"] for r, _ in found] == want and all(r["width"] == 100 for r, _ in found)
+    monkeypatch.setattr(Snapshot, "_shortlist", shortlist)
+    after = [r["path"] for r, _ in vs.search(table, q, 10)]
+    assert after[0] == "/lib/new.jpg" and not set(after) & set(want[:6])
+
+
 def test_searches_during_commits_see_whole_commits(tmp_path):
     """Writers commit generations of 8 rows and delete whole earlier generations while readers search:
     every answer holds all 8 rows of a generation or none (never half a commit)."""

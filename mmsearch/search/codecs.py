@@ -22,7 +22,10 @@ from mmsearch.errors import MMSearchError
 Kind = Literal["float32", "float16", "int8", "binary"]
 KINDS: tuple[str, ...] = ("float32", "float16", "int8", "binary")
 SETTINGS: tuple[str, ...] = ("auto", *KINDS)
-CHUNK_ROWS = 32_768  # rows converted at a time: a 512-d float32 chunk is 64 MB, never the whole matrix
+# Rows converted to float32 at a time: a 2048 x 512 block (4 MB) stays in cache, which made int8 as fast as a
+# float32 scan here (37 ms per 200k rows against 172 ms with 32k-row blocks); never the whole matrix.
+CHUNK_ROWS = 2048
+HAMMING_ROWS = 16_384
 
 # auto: the largest codec whose resident copy stays under these sizes (float32 up to ~250k rows at 512-d,
 # int8 up to ~2M, binary above: 64 bytes a row, ~0.7 GB at 10M rows with ids and path hashes).
@@ -126,8 +129,8 @@ class Codec:
         wide = words % 8 == 0  # whole 64-bit words: an eighth of the popcount calls
         if wide:
             codes, packed = codes.view(np.uint64), packed.view(np.uint64)
-        for start in range(0, len(codes), CHUNK_ROWS * 4):
-            block = codes[start:start + CHUNK_ROWS * 4]
+        for start in range(0, len(codes), HAMMING_ROWS):
+            block = codes[start:start + HAMMING_ROWS]
             for j, p in enumerate(packed):
                 dist = np.bitwise_count(block ^ p).sum(axis=1, dtype=np.int32)
                 out[start:start + len(block), j] = -dist

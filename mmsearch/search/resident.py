@@ -44,8 +44,8 @@ class Segment:
     codes: np.ndarray  # (n, width) codec output
     row_ids: np.ndarray  # uint64, ascending
     alive: np.ndarray  # bool
-    path_hash: np.ndarray  # int64
-    hash_order: np.ndarray  # argsort of path_hash
+    sorted_hash: np.ndarray  # int64: the rows' path hashes, sorted
+    hash_order: np.ndarray  # the position of each sorted hash
     meta: pa.Table | None = None  # metadata columns, when the snapshot keeps them resident
 
     @classmethod
@@ -55,24 +55,29 @@ class Segment:
             codes, row_ids, hashes = codes[order], row_ids[order], hashes[order]
             meta = meta.take(pa.array(order)) if meta is not None else None
         index_type = np.int32 if len(hashes) < 2**31 else np.int64
-        return cls(codes, row_ids, np.ones(len(row_ids), bool), hashes,
-                   np.argsort(hashes, kind="stable").astype(index_type), meta)
+        order = np.argsort(hashes, kind="stable")
+        return cls(codes, row_ids, np.ones(len(row_ids), bool), hashes[order], order.astype(index_type), meta)
+
+    @property
+    def path_hash(self) -> np.ndarray:
+        out = np.empty(len(self.sorted_hash), np.int64)
+        out[self.hash_order] = self.sorted_hash
+        return out
 
     def __len__(self) -> int:
         return len(self.row_ids)
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.codes, self.row_ids, self.alive, self.path_hash, self.hash_order)) + \
+        return sum(a.nbytes for a in (self.codes, self.row_ids, self.alive, self.sorted_hash, self.hash_order)) + \
             (self.meta.nbytes if self.meta is not None else 0)
 
     def find(self, hashes: np.ndarray) -> np.ndarray:
         """Positions of live rows whose path hash is among hashes."""
         if len(self) == 0 or len(hashes) == 0:
             return np.zeros(0, np.int64)
-        sorted_h = self.path_hash[self.hash_order]
-        lo = np.searchsorted(sorted_h, hashes, "left")
-        hi = np.searchsorted(sorted_h, hashes, "right")
+        lo = np.searchsorted(self.sorted_hash, hashes, "left")
+        hi = np.searchsorted(self.sorted_hash, hashes, "right")
         pos = np.concatenate([self.hash_order[a:b] for a, b in zip(lo, hi) if b > a] or [np.zeros(0, np.int64)])
         return pos[self.alive[pos]].astype(np.int64)
 

@@ -31,7 +31,7 @@ class PinnedVersion:
     def count(self) -> int:
         return int(self._handle.count_rows())
 
-    def rows_after(self, row_id: int | None, columns: list[str], batch_rows: int = 65536
+    def rows_after(self, row_id: int | None, columns: list[str], batch_rows: int = 131072
                    ) -> Iterator[pa.RecordBatch]:
         """Batches of the rows whose id is above row_id (every row for None), with their `_rowid`."""
         query = self._handle.search().select(columns).with_row_id(True)
