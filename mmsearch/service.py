@@ -101,9 +101,9 @@ class MMSearch:
         if searcher is None:
             with self._searcher_lock:
                 if self._searcher is None:
-                    self._searcher = Searcher(
-                        self.library(), self.encoder, self.settings.ann_threshold, self.settings.max_image_pixels
-                    )
+                    s = self.settings
+                    self._searcher = Searcher(self.library(), self.encoder, s.ann_threshold, s.max_image_pixels,
+                                              vectors=s.vectors, rerank=s.vectors_rerank)
                 searcher = self._searcher
         return searcher
 
@@ -241,6 +241,32 @@ class MMSearch:
     def _results(self, part: QueryPart, k: int | None, targets: Sequence[str]) -> list[SearchResult]:
         return [hit.result for hit in self.query([part], self.options(k, targets)).hits]
 
+    def vector_setting(self) -> str:
+        """The resident codec setting searches use: this process's (flag/env), else the library's, else auto."""
+        return self.settings.vectors or self.library().vector_setting
+
+    def set_vectors(self, value: str) -> None:
+        """Store the library's codec setting. Running searchers re-encode from the stored float32 vectors
+        within seconds (search/choice.py); nothing is embedded again."""
+        self.library().set_vector_setting(value)
+        self.settings.vectors = None if self.settings.vectors is None else value
+
+    def vector_status(self, measure: bool = False) -> list[dict]:
+        """Per table: the codec, bytes per item resident and (measure) recall@10 against float32 exact."""
+        from mmsearch.search.choice import table_report
+
+        lib, setting = self.library(), self.vector_setting()
+        searcher = self._searcher
+        out = []
+        for modality in ("image", "audio"):
+            for space in lib.spaces(modality):
+                table = lib.table(modality, space)
+                if table is None or table.count() == 0:
+                    continue
+                snap = searcher.vectors.loaded(table) if searcher is not None else None
+                out.append(table_report(table, setting, snap, self.settings.vectors_rerank, measure))
+        return out
+
     def status(self) -> dict:
         lib = self.library()
         tables = []
@@ -252,5 +278,6 @@ class MMSearch:
                 tables.append({"table": name, "modality": modality, "rows": tbl.count_rows(),
                                **space.metadata()})
         return {"data_dir": str(lib.data_dir), "roots": lib.roots, "tables": tables,
+                "vectors": self.vector_setting(),
                 "size_bytes": lib.size_on_disk(), "maintenance": asdict(self.maintenance),
                 "last_maintenance_error": self.maintenance.error}

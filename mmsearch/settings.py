@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     workers: int = Field(default_factory=lambda: max(2, min(8, os.cpu_count() or 2)), ge=1, le=64)
     commit_every: int = Field(default=512, ge=1)
     ann_threshold: int = Field(default=150_000, ge=1)
+    # The resident copy of each table's vectors (search/codecs.py). None: the library's stored choice (library.json,
+    # set by `mmsearch index --vectors` or `mmsearch vectors`), else auto (float32, int8 or binary by table size).
+    vectors: Literal["auto", "float32", "float16", "int8", "binary"] | None = None
+    vectors_rerank: int | None = Field(default=None, ge=1, le=1000)  # shortlist per result rescored in float32
     max_image_pixels: int = Field(default=178_956_970, ge=1)  # 2x Pillow's default bomb limit
     host: str = "127.0.0.1"
     port: int = Field(default=7860, ge=1, le=65535)

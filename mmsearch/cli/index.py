@@ -16,6 +16,9 @@ from mmsearch.cli.common import friendly, service
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-folder notes; the summary stays.")
 @click.option("--verbose", "-v", is_flag=True, help="Also list every skipped file with its reason as it happens.")
 @click.option("--ocr/--no-ocr", default=None, help="Read text inside images into the keyword index (slow; needs the ocr extra).")
+@click.option("--vectors", type=click.Choice(["auto", "float32", "float16", "int8", "binary"]), default=None,
+              help="How searches hold this library's vectors in memory (stored with the library; default auto: "
+                   "float32, int8 or binary by size). Also MMSEARCH_VECTORS and `mmsearch vectors`.")
 @click.option("--id-column", help="Product catalogs: the column that identifies a product (re-indexing updates by it).")
 @click.option("--catalog-name", help="Product catalogs: the catalog's name (default: the file name).")
 @click.option("--image-column", help="Product catalogs: the column with each product's image path.")
@@ -24,7 +27,7 @@ from mmsearch.cli.common import friendly, service
 @click.pass_context
 @friendly
 def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool, verbose: bool, ocr: bool | None,
-          **catalog: str | None) -> None:
+          vectors: str | None, **catalog: str | None) -> None:
     """Index (or update) the images and sounds under PATHS, or product catalogs (.csv, .jsonl, .parquet).
 
     Skipped files are summed up one line per cause, with what to do; the full list goes to
@@ -36,6 +39,8 @@ def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool, verbose: boo
     svc = service(ctx)
     if ocr is not None:
         svc.settings.ocr = ocr
+    if vectors or svc.settings.vectors:  # the flag, or MMSEARCH_VECTORS: stored with the library for every search
+        svc.library(create=True).set_vector_setting(vectors or svc.settings.vectors)
     with library_noise() as noise:
         paths = index_catalogs(svc, paths, catalog, verbose)
         if not paths:

@@ -45,10 +45,11 @@ def cli(ctx: click.Context, **given: Any) -> None:
 
 
 def _register(group: click.Group) -> None:
-    from mmsearch.cli import catalogs, evaluate, index, models, moderate, mood, search, serve, status
+    from mmsearch.cli import catalogs, evaluate, index, models, moderate, mood, search, serve, status, vectors
 
     for command in (index.index, search.search, serve.serve, evaluate.eval_, status.status, models.models,
-                    models.bridge, catalogs.catalog, moderate.moderate, mood.mood, mood.board, index.ocr):
+                    models.bridge, catalogs.catalog, moderate.moderate, mood.mood, mood.board, index.ocr,
+                    vectors.vectors):
         group.add_command(command)
 
 

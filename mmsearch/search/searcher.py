@@ -12,6 +12,7 @@ import numpy as np
 
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import BadQuery, LibraryNotFound, SpaceMismatch
+from mmsearch.search.choice import LibraryVectors
 from mmsearch.search.vector import VectorSearch
 from mmsearch.search.results import SearchResult
 from mmsearch.store.library import Library
@@ -24,12 +25,13 @@ class Searcher:
     """Receives a library and an encoder; never builds them."""
 
     def __init__(self, library: Library, encoder: Encoder, ann_threshold: int = 150_000,
-                 max_pixels: int = 178_956_970) -> None:
+                 max_pixels: int = 178_956_970, vectors: str | None = None, rerank: int | None = None) -> None:
+        """vectors: the resident codec for every table (None: the library's stored setting, else auto)."""
         self.library = library
         self.encoder = encoder
         self.ann_threshold = ann_threshold
         self.max_pixels = max_pixels
-        self.vectors = VectorSearch(ann_threshold)
+        self.vectors = VectorSearch(ann_threshold, setting=LibraryVectors(library, vectors), rerank=rerank)
         self._ann_lock = threading.Lock()
 
     def table(self) -> SpaceTable:

@@ -85,10 +85,23 @@ class Library:
         return total
 
     # -- roots ----------------------------------------------------------------------------------
+    def _meta(self) -> dict:
+        f = self.data_dir / ROOTS_FILE
+        return json.loads(f.read_text()) if f.is_file() else {}
+
     @property
     def roots(self) -> list[str]:
-        f = self.data_dir / ROOTS_FILE
-        return json.loads(f.read_text())["roots"] if f.is_file() else []
+        return self._meta().get("roots", [])
+
+    @property
+    def vector_setting(self) -> str:
+        """How searches hold this library's vectors in memory: auto, float32, float16, int8 or binary."""
+        return self._meta().get("vectors", "auto")
+
+    def set_vector_setting(self, value: str) -> None:
+        from mmsearch.search.codecs import check_setting
+
+        self._write_meta(vectors=check_setting(value))
 
     def add_root(self, root: str) -> None:
         roots = self.roots
@@ -99,8 +112,12 @@ class Library:
         self._write_roots([r for r in self.roots if r != root])
 
     def _write_roots(self, roots: list[str]) -> None:
+        self._write_meta(roots=sorted(roots))
+
+    def _write_meta(self, **changes: object) -> None:
+        meta = {"version": 1, "roots": [], **self._meta(), **changes}
         tmp = self.data_dir / (ROOTS_FILE + ".tmp")
-        tmp.write_text(json.dumps({"version": 1, "roots": sorted(roots)}, indent=2))
+        tmp.write_text(json.dumps(meta, indent=2))
         os.replace(tmp, self.data_dir / ROOTS_FILE)  # atomic: a crash leaves the old or the new list
 
     def contains(self, path: str | Path) -> bool:

@@ -95,6 +95,7 @@ class SpaceTable:
         self._version_read: tuple[float, int] | None = None
         self._identity_read: tuple[float, tuple[int, str | None]] | None = None
         self._layout: tuple[str, bool] | None = None
+        self._writes = 0  # our own commits so far: a read that began before one is not cached after it
 
     def product_of(self, row: dict) -> dict | None:
         """What a result row is beyond a file: a catalog table says which product; a file table, nothing."""
@@ -109,10 +110,13 @@ class SpaceTable:
         """The table's version, read at most every VERSION_TTL_S: each read is a round trip to LanceDB's
         event loop, and a query asks several times. Our own writes reset it at once; another process's
         commits show within the library's 1 s consistency interval anyway."""
-        now = time.monotonic()
-        if self._version_read is None or now - self._version_read[0] > VERSION_TTL_S:
-            self._version_read = (now, self.table.version)
-        return self._version_read[1]
+        now, writes = time.monotonic(), self._writes
+        read = self._version_read
+        if read is None or now - read[0] > VERSION_TTL_S:
+            read = (now, self.table.version)
+            if writes == self._writes:  # a search thread must not cache the version from before our commit
+                self._version_read = read
+        return read[1]
 
     @property
     def identity(self) -> tuple[int, str | None]:
@@ -123,12 +127,20 @@ class SpaceTable:
         by name and version would serve the old table's vectors. The manifest lists the version's data
         files, whose names are new on every write, so its digest differs whenever the rows may. None
         where the table's files are not on a local disk (then only the version is known)."""
-        now = time.monotonic()
-        if self._identity_read is None or now - self._identity_read[0] > VERSION_TTL_S:
+        now, writes = time.monotonic(), self._writes
+        read = self._identity_read
+        if read is None or now - read[0] > VERSION_TTL_S:
             version = self.table.version
-            self._version_read = (now, version)
-            self._identity_read = (now, (version, self._manifest_digest(version)))
-        return self._identity_read[1]
+            read = (now, (version, self._manifest_digest(version)))
+            if writes == self._writes:  # as in version: never cache a read that a commit overtook
+                self._version_read = (now, version)
+                self._identity_read = read
+        return read[1]
+
+    def manifest_digest(self, version: int) -> str | None:
+        """Digest of one version's manifest (None when unknown): a resident index checks that the version it
+        holds is still this table's before it applies a newer version as a diff."""
+        return self._manifest_digest(version)
 
     def _manifest_digest(self, version: int) -> str | None:
         try:
@@ -147,6 +159,7 @@ class SpaceTable:
         return hashlib.blake2b(data, digest_size=16).hexdigest()
 
     def _wrote(self) -> None:
+        self._writes += 1
         self._version_read = None
         self._identity_read = None
 
