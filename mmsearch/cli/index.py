@@ -124,8 +124,6 @@ def index_catalogs(svc: Any, paths: Sequence[Path], options: dict[str, str | Non
         for where, why in report.skipped if verbose else ():
             click.echo(f"skipped {where}: {why}", err=True)
         click.echo(report.summary(), err=True)
-        for note in report.notes:  # the OCR pass, when on
-            click.echo(note, err=True)
         _say_skips(group_skips(report.skipped), None, report.skipped)
     return tuple(p for p in paths if p not in catalogs)
 
