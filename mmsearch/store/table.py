@@ -67,11 +67,10 @@ def space_of(schema: pa.Schema) -> tuple[str, EmbeddingSpace] | None:
     return meta["modality"], EmbeddingSpace.from_metadata(meta)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class ExistingRow:
     size: int
     mtime_ns: int
-    hash: str
 
 
 class SpaceTable:
@@ -173,13 +172,14 @@ class SpaceTable:
         yield from query.limit(None).to_batches()
 
     def existing_under(self, root: str) -> dict[str, ExistingRow]:
+        """path -> (size, mtime) of every row under root, in one columnar scan: what a re-run compares its
+        stat walk with. No hashes: an unchanged file is never read, and a changed one is hashed anyway."""
         prefix = root.rstrip("/") + "/"
         where = f"starts_with(path, {quote(prefix)}) OR path = {quote(root)}"
         rows: dict[str, ExistingRow] = {}
-        for batch in self._scan(["path", "size", "mtime_ns", "hash"], where):
-            cols = batch.to_pydict()
-            for p, s, m, h in zip(cols["path"], cols["size"], cols["mtime_ns"], cols["hash"]):
-                rows[p] = ExistingRow(s, m, h)
+        for batch in self._scan(["path", "size", "mtime_ns"], where):
+            paths, sizes, mtimes = (batch.column(c).to_pylist() for c in ("path", "size", "mtime_ns"))
+            rows.update(zip(paths, map(ExistingRow, sizes, mtimes)))
         return rows
 
     def known_hashes(self) -> set[str]:
