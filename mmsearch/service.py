@@ -115,7 +115,7 @@ class MMSearch:
         self, roots: Iterable[str | Path], on_progress: ProgressFn | None = None, on_skip: SkipFn | None = None
     ) -> IndexReport:
         s = self.settings
-        self.encoder.load()  # missing weights fail here, before a library folder is created
+        _ = self.encoder.space  # missing weights fail here, before a library folder is created (loads nothing)
         running = getattr(self, "_maintainer", None)
         if running is not None and running.is_alive():  # our own background maintenance holds the writer
             running.join()  # lock for a moment: wait for it rather than refuse the user's second index
@@ -125,12 +125,25 @@ class MMSearch:
         indexer = Indexer(self.library(create=True), self.encoder, s.batch_size, s.workers, s.commit_every,
                           s.max_image_pixels, extra_pipelines=audio)
         report = indexer.index(roots, on_progress, on_skip)
-        self.export_text_tower()
+        if report.embedded or not self._text_exported():  # an unchanged re-run leaves the model unloaded
+            self.export_text_tower()
         if s.ocr:  # text inside images joins the keyword index (optional, slow: see workflows/ocr.py)
             from mmsearch.workflows.ocr import OcrPass
 
             report.notes.append(OcrPass.for_service(self).run().summary())
         return report
+
+    def _text_exported(self) -> bool:
+        """True when this encoder's text tower is already exported (or is never exported): nothing to do."""
+        if not self.settings.text_export or self.settings.encoder != "open-clip":
+            return True
+        from mmsearch.encoders.onnx_text import find_text_export
+        from mmsearch.query.light import export_folder
+
+        try:
+            return find_text_export(export_folder(self.settings.models_dir), self.encoder.space.id) is not None
+        except MMSearchError:
+            return False
 
     def export_text_tower(self) -> Path | None:
         """The text tower in ONNX next to the image tower's cache, so a cold CLI text query needs no torch

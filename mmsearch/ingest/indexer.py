@@ -168,7 +168,9 @@ class Indexer:
                 on_skip(path, reason)
 
         root_paths = [_check_root(r) for r in roots]
-        self.encoder.load()  # fail on missing weights before touching the library
+        # Missing weights fail here, before the library is touched; the model itself loads only when a
+        # file needs it (_ready), so an unchanged re-run of a big folder never pays for loading it.
+        _ = self.encoder.space
         extensions = frozenset().union(*(p.extensions() for p in self.pipelines))
         with self.library.writer_lock():
             for root in root_paths:

@@ -10,7 +10,7 @@ import numpy as np
 
 from mmsearch.query.filters import Filters
 from mmsearch.search.resident import META_ROWS, ResidentIndex, Snapshot
-from mmsearch.store.table import SpaceTable
+from mmsearch.store.table import DEFAULT_ANN, SpaceTable
 
 
 class VectorSearch:
@@ -69,7 +69,7 @@ class VectorSearch:
         if not ann:  # one query in this process: LanceDB's exact scan, no matrix in memory
             rows = table.ann_search(vector, n, where, exact=True).to_pylist()
             return [(r, 1.0 - r.pop("_distance")) for r in rows]
-        rows = table.ann_search(vector, n, where, refine=None if approximate else 10).to_pylist()
+        rows = table.ann_search(vector, n, where, refine=None if approximate else DEFAULT_ANN.refine_factor).to_pylist()
         if where and len(rows) < n:
             # A selective filter can starve the index's candidate lists: confirm with an exact scan.
             rows = table.ann_search(vector, n, where, exact=True).to_pylist()

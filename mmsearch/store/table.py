@@ -67,11 +67,59 @@ def space_of(schema: pa.Schema) -> tuple[str, EmbeddingSpace] | None:
     return meta["modality"], EmbeddingSpace.from_metadata(meta)
 
 
-@dataclass
+@dataclass(frozen=True)
+class AnnConfig:
+    """How the ANN index is built and searched. The default was chosen by measurement (bench/ann_bench.py,
+    bench/results/ann.md): build time, p95 and recall@10 at 200k and 1M rows on the 2-core machine."""
+
+    # IVF over 8-bit scalar-quantised vectors: at 200k rows it built in 17.6 s (HNSW_SQ 24.5 s, PQ 205 s) and
+    # answered at p50 17 ms / p95 26 ms with recall@10 1.0 (PQ 0.72, RQ 0.88 at the same nprobes/refine).
+    index_type: str = "IVF_SQ"
+    rows_per_partition: int = 1024  # num_partitions = rows / this (at least 1)
+    num_sub_vectors: int | None = None  # PQ: sub-vectors per vector (None: LanceDB's choice)
+    sample_rate: int = 256  # k-means training rows per partition
+    max_iterations: int = 50
+    m: int = 20  # HNSW graph degree
+    ef_construction: int = 300
+    nprobes: int = 20  # partitions a query visits
+    refine_factor: int = 10  # candidates rescored with the full vectors, as a multiple of k
+
+    def partitions(self, rows: int) -> int:
+        return max(1, round(rows / self.rows_per_partition))
+
+    def index(self, rows: int, accelerator: str | None = None) -> Any:
+        """The LanceDB index config for a table of `rows` rows (cosine, on the GPU when one is given)."""
+        from lancedb import index as ix
+
+        common = dict(distance_type="cosine", num_partitions=self.partitions(rows), sample_rate=self.sample_rate,
+                      max_iterations=self.max_iterations)
+        if accelerator:
+            common["accelerator"] = accelerator
+        pq = dict(num_sub_vectors=self.num_sub_vectors)
+        hnsw = dict(m=self.m, ef_construction=self.ef_construction)
+        kinds = {"IVF_PQ": (ix.IvfPq, pq), "IVF_SQ": (ix.IvfSq, {}), "IVF_RQ": (ix.IvfRq, {}),
+                 "IVF_FLAT": (ix.IvfFlat, {}), "IVF_HNSW_SQ": (ix.HnswSq, hnsw),
+                 "IVF_HNSW_PQ": (ix.HnswPq, {**pq, **hnsw})}
+        cls, extra = kinds[self.index_type]
+        return cls(**common, **extra)
+
+
+DEFAULT_ANN = AnnConfig()
+
+
+def ann_accelerator() -> str | None:
+    """'cuda' when torch is installed and sees a GPU: LanceDB then trains the index there."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return "cuda" if torch.cuda.is_available() else None
+
+
+@dataclass(frozen=True, slots=True)
 class ExistingRow:
     size: int
     mtime_ns: int
-    hash: str
 
 
 class SpaceTable:
@@ -190,13 +238,14 @@ class SpaceTable:
         yield from query.limit(None).to_batches()
 
     def existing_under(self, root: str) -> dict[str, ExistingRow]:
+        """path -> (size, mtime) of every row under root, in one columnar scan: what a re-run compares its
+        stat walk with. No hashes: an unchanged file is never read, and a changed one is hashed anyway."""
         prefix = root.rstrip("/") + "/"
         where = f"starts_with(path, {quote(prefix)}) OR path = {quote(root)}"
         rows: dict[str, ExistingRow] = {}
-        for batch in self._scan(["path", "size", "mtime_ns", "hash"], where):
-            cols = batch.to_pydict()
-            for p, s, m, h in zip(cols["path"], cols["size"], cols["mtime_ns"], cols["hash"]):
-                rows[p] = ExistingRow(s, m, h)
+        for batch in self._scan(["path", "size", "mtime_ns"], where):
+            paths, sizes, mtimes = (batch.column(c).to_pylist() for c in ("path", "size", "mtime_ns"))
+            rows.update(zip(paths, map(ExistingRow, sizes, mtimes)))
         return rows
 
     def known_hashes(self) -> set[str]:
@@ -259,11 +308,10 @@ class SpaceTable:
     def has_ann_index(self) -> bool:
         return "vector" in self._indexed_columns()
 
-    def build_ann_index(self) -> None:
-        # HNSW over scalar-quantised partitions: 6-11 ms per query at 100k rows here, recall ~1.0 with refine.
-        self.table.create_index(
-            metric="cosine", vector_column_name="vector", index_type="IVF_HNSW_SQ", replace=True
-        )
+    def build_ann_index(self, config: AnnConfig | None = None) -> None:
+        """Build (or replace) the vector index; appends later join it through optimize(), not a rebuild."""
+        config = config or DEFAULT_ANN
+        self.table.create_index("vector", config=config.index(self.count(), ann_accelerator()), replace=True)
         self._wrote()
 
     def optimize(self) -> None:
@@ -281,13 +329,16 @@ class SpaceTable:
         if self.count() >= ann_threshold and not self.has_ann_index():
             self.build_ann_index()
             done.append("ANN index built")
-        elif done == []:
-            self.optimize()  # folds new rows into the existing indexes
+        elif self.has_ann_index() or done == []:
+            # Folds new rows into the existing indexes (the ANN index included: no rebuild), even when the
+            # keyword index was just built: before, that case left every appended row out of the ANN index.
+            self.optimize()
             done.append("indexes refreshed")
         return done
 
-    def ann_search(self, query: np.ndarray, k: int, where: str | None = None, refine: int | None = 10,
-                   nprobes: int = 20, exact: bool = False) -> pa.Table:
+    def ann_search(self, query: np.ndarray, k: int, where: str | None = None,
+                   refine: int | None = DEFAULT_ANN.refine_factor, nprobes: int = DEFAULT_ANN.nprobes,
+                   exact: bool = False) -> pa.Table:
         """refine=None keeps the index's quantised distances (cheap); a factor rescores that many
         times k candidates with full vectors inside LanceDB."""
         q = self.table.search(query.astype(np.float32), vector_column_name="vector").distance_type("cosine")

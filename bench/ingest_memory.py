@@ -1,0 +1,202 @@
+"""Memory of one indexing process along the run, over mixed large media (issue 14, part 4).
+
+Mixed files: 12 MP JPEGs (4000x3000), large RGBA PNGs (3000x2000 with a soft alpha), animated GIFs
+(800x600, 6 frames), in the ratio 6:3:1. A few base images per kind are drawn once; every file is a base
+image with 16 distinct bytes appended after its end marker (decoders ignore them), so every file has its own
+content hash (the indexer would otherwise reuse vectors instead of decoding) and decodes like its base.
+
+Each run indexes a fresh library in a fresh subprocess that samples its own RSS (/proc/self/status,
+every 0.25 s, with the number of files done) and, with --tracemalloc, takes Python heap snapshots along
+the run and reports the top growth by line between the first and the last.
+
+    .venv/bin/python bench/ingest_memory.py --model ViT-B-32 --files 100,2000
+    .venv/bin/python bench/ingest_memory.py --model tiny --files 2000 --tracemalloc   # the encoder is not the subject
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from common import ROOT, CpuShare, machine, model_under_test
+
+KINDS = (("jpg", 6), ("png", 3), ("gif", 1))
+BASES = 4  # base images per kind
+
+
+def _base(kind: str, seed: int) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    from photos import make_photo
+
+    rng = np.random.default_rng(seed)
+    out = io.BytesIO()
+    if kind == "jpg":
+        make_photo(seed).resize((4000, 3000), Image.BICUBIC).save(out, "JPEG", quality=85)
+    elif kind == "png":
+        rgb = make_photo(seed, (750, 500)).resize((3000, 2000), Image.BICUBIC)
+        yy, xx = np.mgrid[0:2000, 0:3000]
+        alpha = (255 * (0.5 + 0.5 * np.sin(xx / (200 + 50 * rng.random())) * np.cos(yy / 300))).astype(np.uint8)
+        rgba = rgb.convert("RGBA")
+        rgba.putalpha(Image.fromarray(alpha))
+        rgba.save(out, "PNG", compress_level=1)
+    else:
+        frames = [make_photo(seed * 10 + f, (800, 600)).convert("P", palette=Image.ADAPTIVE) for f in range(6)]
+        frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return out.getvalue()
+
+
+def make_mixed(folder: Path, n: int) -> dict:
+    """n distinct files under folder (1000 per subfolder); generates only what is missing."""
+    pool = folder.parent / "bases"
+    pool.mkdir(parents=True, exist_ok=True)
+    bases = {}
+    for kind, _ in KINDS:
+        for b in range(BASES):
+            f = pool / f"{kind}_{b}.{kind}"
+            if not f.exists():
+                f.write_bytes(_base(kind, 1000 * b + len(kind)))
+            bases[(kind, b)] = f.read_bytes()
+    cycle = [k for k, w in KINDS for _ in range(w)]
+    sizes = 0
+    for i in range(n):
+        kind = cycle[i % len(cycle)]
+        name = f"d{i // 1000:03d}/m_{i:06d}.{kind}"
+        data = bases[(kind, (i // len(cycle)) % BASES)]
+        sizes += len(data) + 16
+        kept, path = folder.parent / "pool" / name, folder / name  # one pool; each folder hard-links its share
+        if not kept.exists():
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_bytes(data + i.to_bytes(16, "little"))
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.link(kept, path)
+    return {"files": n, "bytes": sizes, "mix": {k: w for k, w in KINDS}}
+
+
+# -- the measured child ---------------------------------------------------------------------------
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child(model: str, work: Path, folder: Path, data_dir: Path, trace: bool) -> None:
+    from mmsearch.ingest.indexer import Progress
+    from mmsearch.service import MMSearch
+
+    if trace:
+        import tracemalloc
+
+        tracemalloc.start(12)
+    mut = model_under_test(model, work)
+    encoder = mut.encoder()
+    encoder.load()
+    start = time.perf_counter()
+    samples: list[tuple[float, int, float]] = []
+    done = [0]
+    snaps = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.25):
+            samples.append((round(time.perf_counter() - start, 2), done[0], round(_rss_mb(), 1)))
+
+    def progress(p: Progress) -> None:
+        done[0] = p.done
+        if trace and p.total and p.done in {p.total // 10, p.total // 2, p.total - 1}:
+            import tracemalloc
+
+            snaps.append((p.done, tracemalloc.take_snapshot()))
+
+    after_load = _rss_mb()
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    settings = mut.with_data_dir(data_dir).model_copy(update={"audio": False, "text_export": False})
+    report = MMSearch(settings, encoder=encoder).index([folder], on_progress=progress)
+    stop.set()
+    t.join()
+    out = {"after_load_mb": round(after_load, 1), "embedded": report.embedded, "skipped": len(report.skipped),
+           "seconds": round(time.perf_counter() - start, 1), "samples": samples,
+           "peak_mb": max(s[2] for s in samples) if samples else after_load,
+           "hwm_mb": _status_mb("VmHWM")}
+    if trace and len(snaps) >= 2:
+        first, last = snaps[0][1], snaps[-1][1]
+        out["tracemalloc"] = {
+            "between_done": [snaps[0][0], snaps[-1][0]],
+            "traced_mb": [round(sum(s.size for s in snap.statistics("filename")) / 2**20, 1) for _, snap in snaps],
+            "top_growth": [str(s) for s in last.compare_to(first, "lineno")[:12]],
+        }
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def run_one(model: str, work: Path, folder: Path, trace: bool, env: dict[str, str]) -> dict:
+    data_dir = work / "library"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    cmd = [sys.executable, __file__, "--model", model, "--work", str(work), "--child", str(folder), str(data_dir)]
+    if trace:
+        cmd.append("--tracemalloc")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+    shutil.rmtree(data_dir, ignore_errors=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"child failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="tiny")
+    ap.add_argument("--files", default="100,2000")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/mmsearch-mem"))
+    ap.add_argument("--tracemalloc", action="store_true")
+    ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the child (MALLOC_ARENA_MAX=2)")
+    ap.add_argument("--label", default="")
+    ap.add_argument("--out", type=Path, help="append the runs to this JSON file")
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--clean", action="store_true", help="remove the generated files afterwards")
+    args = ap.parse_args()
+    if args.child:
+        child(args.model, args.work, Path(args.child[0]), Path(args.child[1]), args.tracemalloc)
+        return
+    env = dict(e.split("=", 1) for e in args.env)
+    runs = []
+    for n in [int(x) for x in args.files.split(",")]:
+        folder = args.work / f"mixed-{n}"
+        t = time.perf_counter()
+        made = make_mixed(folder, n)
+        share = CpuShare()
+        res = run_one(args.model, args.work, folder, args.tracemalloc, env)
+        res.update(model=args.model, label=args.label, env=env, generate_s=round(time.perf_counter() - t, 1),
+                   others_cpu_share=share.others(), **made)
+        runs.append(res)
+        print(json.dumps({k: v for k, v in res.items() if k != "samples"}), flush=True)
+        if args.clean:
+            shutil.rmtree(folder, ignore_errors=True)
+    if args.out:
+        old = json.loads(args.out.read_text()) if args.out.exists() else {"machine": machine(), "runs": []}
+        old["runs"].extend(runs)
+        args.out.write_text(json.dumps(old, indent=1))
+
+
+if __name__ == "__main__":
+    main()
