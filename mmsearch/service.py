@@ -22,12 +22,21 @@ from mmsearch.ingest.indexer import ProgressFn, SkipFn
 from mmsearch.media.audio import supported_extensions as audio_extensions
 from mmsearch.query.embed import Projector
 from mmsearch.query.engine import Answer, QueryEngine
-from mmsearch.query.parts import QueryOptions, QueryPart
+from mmsearch.query.parts import MODALITIES, QueryOptions, QueryPart
 from mmsearch.query.textcache import fronted
 from mmsearch.search import SearchResult, Searcher
 from mmsearch.settings import Settings
 from mmsearch.store import Library
 from mmsearch.store.table import space_of
+
+
+def like_target(path: str) -> str:
+    """What "more like this" searches: photos for a photo, sounds for a sound, videos for a video (or FILE@SECONDS)."""
+    from mmsearch.media.video import supported_extensions as video_extensions
+    from mmsearch.store.video_table import split_at
+
+    suffix = Path(split_at(path)[0]).suffix.lower()
+    return "audio" if suffix in audio_extensions() else "video" if suffix in video_extensions() else "image"
 
 
 def encoder_from_settings(settings: Settings) -> Encoder:
@@ -109,6 +118,7 @@ class MMSearch:
         audio = [AudioPipeline(self.audio_encoder, s.audio_overlap, s.audio_batch_size, s.workers)] \
             if self.audio_encoder is not None else []
         audio += zoo_pipelines(self.extra_encoders, s.max_image_pixels)
+        audio += self._video_pipelines()
         indexer = Indexer(self.library(create=True), self.encoder, s.batch_size, s.workers, s.commit_every,
                           s.max_image_pixels, extra_pipelines=audio)
         report = indexer.index(roots, on_progress, on_skip)
@@ -118,6 +128,20 @@ class MMSearch:
 
             OcrPass.for_service(self).run()
         return report
+
+    def _video_pipelines(self) -> list:
+        """Picture, then sound (which cuts the soundtrack at the moments the picture side found)."""
+        s = self.settings
+        if not s.video:
+            return []
+        from mmsearch.ingest.video import VideoPipeline, VideoSoundPipeline
+
+        pipes = [VideoPipeline(self.encoder, s.video_limits(), s.video_rules(), s.batch_size)]
+        if self.audio_encoder is not None:
+            library = self.library(create=True)
+            pipes.append(VideoSoundPipeline(self.audio_encoder, lambda: library.table("video", self.encoder.space),
+                                            s.audio_overlap, s.audio_batch_size, s.workers))
+        return pipes
 
     def export_text_tower(self) -> Path | None:
         """The text tower in ONNX next to the image tower's cache, so a cold CLI text query needs no torch
@@ -218,10 +242,10 @@ class MMSearch:
     def like(self, path: str, k: int | None = None, targets: Sequence[str] | None = None) -> Answer:
         """More like an indexed file, from its stored vectors (photos for a photo, sounds for a sound)."""
         if targets is None:
-            targets = ("audio",) if Path(path).suffix.lower() in audio_extensions() else ("image",)
+            targets = (like_target(path),)
         return self.query([QueryPart("like", path)], self.options(k, targets))
 
-    def options(self, k: int | None = None, targets: Sequence[str] = ("image", "audio"), **more) -> QueryOptions:
+    def options(self, k: int | None = None, targets: Sequence[str] = MODALITIES, **more) -> QueryOptions:
         """The defaults every surface shares (the CLI's flags and the web's controls start from these)."""
         return QueryOptions(k=self.settings.default_k if k is None else int(k), targets=tuple(targets), **more)
 

@@ -105,7 +105,8 @@ def emit_hits(records: list[dict], plain: bool, paths_only: bool, explain: bool)
         lines = [f"{'#':>3}  {'score':>6}  {'type':<5}  {'size':>11}  path"] if records else ["no results"]
         for i, r in enumerate(records, 1):
             size = f"{r['duration_s']:.1f}s" if r.get("duration_s") else f"{r['width']}x{r['height']}"
-            lines.append(f"{i:>3}  {r['score']:6.3f}  {r['modality']:<5}  {size:>11}  {r['path']}")
+            at = f"  @ {r['start_s']:.1f}-{r['end_s']:.1f}s" if r.get("start_s") is not None else ""
+            lines.append(f"{i:>3}  {r['score']:6.3f}  {r['modality']:<5}  {size:>11}  {r['path']}{at}")
             if explain and r.get("matched"):
                 lines.append(f"{'':>13}matched: " + "; ".join(
                     f"{c['part']} via {c['table']} ({c['kind']} #{c['rank']}, {c['score']:.3f})" for c in r["matched"]))
@@ -145,4 +146,4 @@ def hand_off(hits: Sequence[Any], export_to: Any, copy_to: Any) -> None:
         click.echo(f"copied {len(copied)} files to {copy_to}", err=True)
 
 
-TARGETS = {"images": ("image",), "audio": ("audio",), "all": ("image", "audio")}
+TARGETS = {"images": ("image",), "audio": ("audio",), "videos": ("video",), "all": ("image", "audio", "video")}

@@ -14,6 +14,7 @@ PartKind = Literal["text", "image", "audio", "composed", "like"]
 # composed: (image, instruction) for BGE-VL; like: the path of an indexed file, searched by its stored vectors
 KINDS: tuple[str, ...] = ("text", "image", "audio", "composed", "like")
 MAX_PARTS = 16
+MODALITIES: tuple[str, ...] = ("image", "audio", "video")  # what a query can target (tables by modality)
 _WEIGHTED = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*:(.*)$", re.S)
 
 
@@ -82,7 +83,7 @@ def _weight_hint(kind: str, value: str) -> str:
 @dataclass
 class QueryOptions:
     k: int = 12
-    targets: tuple[str, ...] = ("image", "audio")
+    targets: tuple[str, ...] = MODALITIES
     method: Method = "rrf"
     rrf_k: float = 60.0
     norm: Norm = "minmax"
@@ -108,9 +109,10 @@ class QueryOptions:
             raise BadQuery(f"shortlist must be at most 5000, got {self.shortlist}")
         if self.mmr is not None and not 0.0 <= self.mmr <= 1.0:
             raise BadQuery(f"MMR lambda must be between 0 and 1, got {self.mmr}")
-        unknown = [t for t in self.targets if t not in ("image", "audio")]
+        unknown = [t for t in self.targets if t not in MODALITIES]
         if unknown or not self.targets:
-            raise BadQuery(f"search targets must be image and/or audio, got {', '.join(self.targets) or 'none'}")
+            raise BadQuery(f"search targets must be some of {', '.join(MODALITIES)}, "
+                           f"got {', '.join(self.targets) or 'none'}")
 
 
 def _shown(value: Any) -> str:

@@ -32,12 +32,13 @@ from mmsearch.server.schema import api_record
 
 log = logging.getLogger(__name__)
 TARGETS = {"images": ("image",), "image": ("image",), "audio": ("audio",), "sounds": ("audio",),
-           "all": ("image", "audio")}
+           "videos": ("video",), "video": ("video",), "all": ("image", "audio", "video")}
 
 
 class PartIn(BaseModel):
     kind: Literal["text", "image", "audio", "like", "composed"]
-    value: str | None = Field(None, description="The text; for `like`, an indexed file's path")
+    value: str | None = Field(None, description="The text; for `like`, an indexed file's path, or a video's "
+                                                "moment as FILE@SECONDS (a result's `moment`)")
     data: str | None = Field(None, description="base64 bytes of an image or a sound (image, audio, composed)")
     name: str = Field("upload", description="The upload's file name, used in messages")
     instruction: str | None = Field(None, description="composed: what to change about the image")
@@ -47,7 +48,7 @@ class PartIn(BaseModel):
 class SearchIn(BaseModel):
     parts: list[PartIn]
     k: int | None = None
-    targets: list[Literal["image", "audio"]] = ["image", "audio"]
+    targets: list[Literal["image", "audio", "video"]] = ["image", "audio", "video"]
     method: Literal["rrf", "weighted"] = "rrf"
     rrf_k: float = 60.0
     norm: Literal["minmax", "zscore"] = "minmax"
@@ -215,7 +216,7 @@ def add_routes(app: Any, service: Any, renditions: Any, settings: Any = None) ->
     @app.get("/api/v1/search", dependencies=guard, tags=["search"])
     async def search_get(q: str = Query(..., description="What to look for, in words"),
                          k: int | None = Query(None, ge=1, le=1000),
-                         target: Literal["all", "images", "audio"] = "all",
+                         target: Literal["all", "images", "audio", "videos"] = "all",
                          where: list[str] = Query([]), folder: str | None = None) -> Any:
         """Text search: the same answer as `mmsearch search "q"` and the Search tab."""
         body = SearchIn(parts=[PartIn(kind="text", value=q)], k=k, targets=list(TARGETS[target]),
