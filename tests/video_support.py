@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-BELL = Path("/usr/share/sounds/freedesktop/stereo/bell.oga")
-SOUNDS = BELL.parent
+SOUNDS = Path("/usr/share/sounds/freedesktop/stereo")
+BELL_RINGING = "alarm-clock-elapsed"  # 6 s of a ringing bell ("bell" itself lasts 0.14 s)
 FORMATS = {  # suffix: (container format, video codec, audio codec)
     ".mp4": ("mp4", "libx264", "aac"),
     ".webm": ("webm", "libvpx-vp9", "libopus"),
@@ -91,7 +91,8 @@ def write_video(path: Path, scenes: Sequence[tuple[float, np.ndarray, np.ndarray
     return path
 
 
-def two_scenes(path: Path, first: str = "astronaut", second: str = "coffee", noise: str = "bell") -> Path:
+def two_scenes(path: Path, first: str = "astronaut", second: str = "coffee",
+               noise: str = BELL_RINGING) -> Path:
     """Seconds 0-4: the first photo in silence; 4-8: the second photo with a sound."""
     return write_video(path, [(4.0, photo(first), None), (4.0, photo(second), sound(noise))])
 

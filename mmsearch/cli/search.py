@@ -21,8 +21,8 @@ _PART_OPTIONS = {"texts": "text", "images": "image", "audios": "audio", "compose
 @click.option("--composed", "composed", multiple=True,
               help="An image with an instruction, IMAGE::TEXT (e.g. dress.jpg::but in red); needs bge-vl.")
 @weight_option
-@click.option("--like", "like", help="More like this indexed file.")
-@click.option("--target", type=click.Choice(["images", "audio", "all"]), default="all", show_default=True,
+@click.option("--like", "like", help="More like this indexed file, or this moment of a video: FILE@SECONDS.")
+@click.option("--target", type=click.Choice(["images", "audio", "videos", "all"]), default="all", show_default=True,
               help="Which tables to search.")
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=None, help="Number of results.")
 @click.option("--where", multiple=True, help="Filter COLUMN OP VALUE, e.g. width>=1000, format=PNG, tags~beach.")
@@ -79,8 +79,10 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
     parts += [composed_from_cli(value, weight) if kind == "composed" else part_from_cli(kind, value, weight)
               for kind, value, weight in raw]  # type: ignore[arg-type]
     targets = TARGETS[target]
-    if like and target == "all":  # more like a photo: photos; like a sound: sounds
-        targets = ("audio",) if _is_sound(like) else ("image",)
+    if like and target == "all":  # more like a photo: photos; like a sound: sounds; like a video's moment: videos
+        from mmsearch.service import like_target
+
+        targets = (like_target(like),)
     options = QueryOptions(k=k, targets=targets, method=opts["fusion"], rrf_k=opts["rrf_k"], norm=opts["norm"],
                            hybrid=opts["hybrid"], rerank=opts["rerank"], shortlist=opts["shortlist"],
                            mmr=opts["mmr"], min_score=opts["min_score"], where=list(opts["where"]),
@@ -103,12 +105,6 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
         click.echo(note, err=True)
     emit_hits([h.to_dict() for h in answer.hits], plain, paths_only, explain)
     hand_off(answer.hits, export_to, copy_to)
-
-
-def _is_sound(path: str) -> bool:
-    from mmsearch.media.audio import supported_extensions
-
-    return Path(path).suffix.lower() in supported_extensions()
 
 
 def _ask_server(settings, parts: list, options) -> list[dict] | None:

@@ -89,31 +89,44 @@ class VideoPipeline(_MomentRows):
     def _moments(self, item: Prepared, pool: Executor) -> list[dict]:
         path, duration = item.entry.path, float(item.fields["duration_s"])
 
-        def decoded() -> Iterator[tuple[Any, list]]:
+        def decoded() -> Iterator[tuple[float, float, list[tuple[int, float]], list[tuple[int, Any]]]]:
+            """(start, end, [(frame id, time)], [(frame id, model input)] for frames not seen before). Only
+            numbers leave here: the frames themselves are dropped once preprocessed."""
+            serial, before = 0, {}
             for m in moments(iter_frames(path, self.limits), duration, self.rules):
-                yield m, [self.encoder.preprocess_image(f.image) for f in m.frames]
+                ids, new, now = [], [], {}
+                for f in m.frames:  # a still's moments share its one frame: embedded once
+                    fid = before.get(id(f))
+                    if fid is None:
+                        fid, serial = serial, serial + 1
+                        new.append((fid, self.encoder.preprocess_image(f.image)))
+                    now[id(f)] = fid
+                    ids.append((fid, f.time_s))
+                before = now
+                yield m.start_s, m.end_s, ids, new
 
-        found: list[tuple[Any, list[np.ndarray]]] = []
+        spans: list[tuple[float, float, list[tuple[int, float]]]] = []
+        vectors: dict[int, np.ndarray] = {}
         batch: list[tuple[int, Any]] = []
-        for m, inputs in ahead(pool, decoded(), depth=4):
-            found.append((m, []))
-            batch += [(len(found) - 1, x) for x in inputs]
+        for start, end, ids, new in ahead(pool, decoded(), depth=4):
+            spans.append((start, end, ids))
+            batch += new
             if len(batch) >= self.batch_size:
-                self._encode(batch, found)
+                self._encode(batch, vectors)
                 batch = []
         if batch:
-            self._encode(batch, found)
-        if not found:
+            self._encode(batch, vectors)
+        if not spans:
             raise BadMedia(path, "no video frames could be decoded")
         rows = []
-        for m, vectors in found:
-            vector, frame_s = pool_windows(np.stack(vectors), [f.time_s for f in m.frames])
-            rows.append({"start_s": m.start_s, "end_s": m.end_s, "frame_s": round(frame_s, 3), "vector": vector})
+        for start, end, ids in spans:
+            vector, frame_s = pool_windows(np.stack([vectors[f] for f, _ in ids]), [t for _, t in ids])
+            rows.append({"start_s": start, "end_s": end, "frame_s": round(frame_s, 3), "vector": vector})
         return rows
 
-    def _encode(self, batch: list[tuple[int, Any]], found: list[tuple[Any, list[np.ndarray]]]) -> None:
-        for (n, _), vec in zip(batch, self.encoder.encode_images([x for _, x in batch])):
-            found[n][1].append(vec)
+    def _encode(self, batch: list[tuple[int, Any]], vectors: dict[int, np.ndarray]) -> None:
+        for (fid, _), vec in zip(batch, self.encoder.encode_images([x for _, x in batch])):
+            vectors[fid] = vec
 
 
 class VideoSoundPipeline(_MomentRows):

@@ -64,24 +64,37 @@ def change(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def moments(frames: Iterable[Frame], duration_s: float, rules: MomentRules = MomentRules()) -> Iterator[Moment]:
-    """Moments covering [0, duration_s] without gaps, in order, each with its chosen frames."""
+    """Moments covering [0, duration_s] without gaps, in order, each with its chosen frames.
+
+    No moment is longer than `max_moment_s`: where frames are further apart than that (a still held for
+    hours, a file cut short), the last frame stands for the moments in between, so a moment's sound is
+    never more than one moment long either."""
     held: list[Frame] = []
     start = 0.0
     previous: np.ndarray | None = None
     tokens = float(rules.frames_per_shot)
     for frame in frames:
         sig = signature(frame.image)
+        while held and frame.time_s - start > rules.max_moment_s + 1e-6:  # a gap: moments of the last picture
+            tokens, moment = _close(start, start + rules.max_moment_s, held, tokens, rules)
+            yield moment
+            start, held = start + rules.max_moment_s, [held[-1]]
         long_enough = frame.time_s - start >= rules.shortest_s
         cut = previous is not None and long_enough and change(previous, sig) > rules.cut_threshold
-        if held and (cut or frame.time_s - start >= rules.max_moment_s):
+        if held and (cut or frame.time_s - start >= rules.max_moment_s - 1e-6):
             tokens, moment = _close(start, frame.time_s, held, tokens, rules)
             yield moment
             start, held = frame.time_s, []
         held.append(frame)
         previous = sig
-    if held:
-        end = max(duration_s, held[-1].time_s + 1e-3)
-        yield _close(start, end, held, tokens, rules)[1]
+    if not held:
+        return
+    end = max(duration_s, held[-1].time_s + 1e-3)
+    while end - start > rules.max_moment_s + 1e-6:
+        tokens, moment = _close(start, start + rules.max_moment_s, held, tokens, rules)
+        yield moment
+        start, held = start + rules.max_moment_s, [held[-1]]
+    yield _close(start, end, held, tokens, rules)[1]
 
 
 def _close(start: float, end: float, held: list[Frame], tokens: float, rules: MomentRules

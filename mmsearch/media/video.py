@@ -145,7 +145,7 @@ def _opened(path: str, budget_s: float) -> Iterator[Any]:
 
     try:
         # timeout: FFmpeg's interrupt callback gives up on a read that makes no progress for that long.
-        container = av.open(path, timeout=(min(budget_s, 30.0), budget_s))
+        container = av.open(path, timeout=(30.0, max(budget_s, 30.0)))
     except Exception as exc:  # noqa: BLE001 - InvalidDataError, EOFError, OSError ... all mean "cannot use it"
         raise BadMedia(path, f"not a readable video ({_said(exc)})") from None
     try:
@@ -156,8 +156,9 @@ def _opened(path: str, budget_s: float) -> Iterator[Any]:
 
 def _info(path: str, container: Any, max_pixels: int) -> VideoInfo:
     if not container.streams.video:
-        kind = "only sound" if container.streams.audio else "no audio either"
-        raise BadMedia(path, f"no video stream in the file ({kind})")
+        if not container.streams.audio:
+            raise BadMedia(path, "not a readable video (no streams in it: cut short, or not a video)")
+        raise BadMedia(path, "no video stream in the file (only sound)")
     stream = container.streams.video[0]
     cc = stream.codec_context
     width, height = int(cc.width or 0), int(cc.height or 0)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -283,7 +283,7 @@ class QueryEngine:
             fused = self._diversify(fused[: options.shortlist], rows, options)
         hits = []
         index = [(route, rl, {p: i for i, p in enumerate(rl.keys)}) for route, rl in ranked]
-        _picture_sides(fused[: options.k], rows, routes)
+        _picture_sides(fused[: options.k], rows, self._video_tables)
         for path, score in fused[: options.k]:
             table, row = rows[path]
             contribs = [
@@ -295,6 +295,9 @@ class QueryEngine:
             result = SearchResult.from_row(row, cosine, table.modality, space)
             hits.append(FusedHit(result, score, contribs))
         return hits
+
+    def _video_tables(self) -> list[SpaceTable]:
+        return [t for space in self.library.spaces("video") if (t := self.library.table("video", space)) is not None]
 
     def _own_scores(self, ranked: list[tuple[_Route, RankedList]], rows: dict[str, tuple[SpaceTable, dict]]
                     ) -> dict[str, tuple[float, str]]:
@@ -336,15 +339,12 @@ def _liked(parts: Sequence[QueryPart]) -> set[str]:
 
 
 def _picture_sides(fused: list[tuple[str, float]], rows: dict[str, tuple[SpaceTable, dict]],
-                   routes: list[_Route]) -> None:
+                   tables: Callable[[], list[SpaceTable]]) -> None:
     """A moment found only by its sound still shows its picture side's row (its thumbnail frame), where indexed."""
     missing = [p for p, _ in fused if rows[p][1].get("file") is not None and rows[p][1].get("frame_s") is None]
     if not missing:
         return
-    tables = {r.table.name: r.table for r in routes} | {t.name: t for r in routes for t in r.tables}
-    for table in tables.values():
-        if table.modality != "video":
-            continue
+    for table in tables():
         for key, row in table.rows_for_paths(missing).items():
             if row.get("frame_s") is not None:
                 rows[key] = (table, row)
