@@ -26,6 +26,7 @@ from mmsearch.errors import FusionError  # noqa: F401 - raised here, importable 
 Method = Literal["rrf", "weighted"]
 Norm = Literal["minmax", "zscore"]
 METHODS = ("rrf", "weighted")
+TIE = 1e-6  # scores closer than this are the same score (float noise, not evidence)
 NORMS = ("minmax", "zscore")
 
 
@@ -58,10 +59,12 @@ def rrf(lists: Sequence[RankedList], k: float = 60) -> dict[str, float]:
     _check(lists)
     fused: dict[str, float] = {}
     for rl in lists:
-        rank, previous = 0, None
+        rank, leader = 0, None
         for position, (key, score) in enumerate(zip(rl.keys, rl.scores), start=1):
-            if score != previous:  # equal scores share the best rank among them ("1224"): a tie is not a ranking
-                rank, previous = position, score
+            # Equal scores share the best rank among them ("1224"): a tie is not a ranking. Equal to within
+            # TIE: batched model calls differ in the 7th digit for the same input.
+            if leader is None or abs(score - leader) > TIE:
+                rank, leader = position, score
             fused[key] = fused.get(key, 0.0) + rl.weight / (k + rank)
     return fused
 
