@@ -172,6 +172,8 @@ def _open_pyav(path: str, sndfile_error: str) -> Iterator[_Source]:
             raise BadMedia(path, "no audio stream in the file")
         stream = container.streams.audio[0]
         cc = stream.codec_context
+        if cc is None:
+            raise BadMedia(path, "unsupported codec: no decoder for this sound in this FFmpeg")
         channels = max(int(cc.channels or 0), 1)
         rate = int(cc.sample_rate or 0)
         if stream.duration and stream.time_base:

@@ -155,12 +155,23 @@ def _opened(path: str, budget_s: float) -> Iterator[Any]:
 
 
 def _info(path: str, container: Any, max_pixels: int) -> VideoInfo:
+    try:
+        return _read_info(path, container, max_pixels)
+    except BadMedia:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a header PyAV half understands (fuzzing finds these)
+        raise BadMedia(path, f"not a readable video ({type(exc).__name__} in its header)") from None
+
+
+def _read_info(path: str, container: Any, max_pixels: int) -> VideoInfo:
     if not container.streams.video:
         if not container.streams.audio:
             raise BadMedia(path, "not a readable video (no streams in it: cut short, or not a video)")
         raise BadMedia(path, "no video stream in the file (only sound)")
     stream = container.streams.video[0]
     cc = stream.codec_context
+    if cc is None:
+        raise BadMedia(path, "unsupported video codec: no decoder for it in this FFmpeg")
     width, height = int(cc.width or 0), int(cc.height or 0)
     if width <= 0 or height <= 0:
         raise BadMedia(path, f"corrupt video header ({width}x{height} pixels)")
@@ -178,7 +189,8 @@ def _info(path: str, container: Any, max_pixels: int) -> VideoInfo:
     fmt = "WEBM" if name.startswith("matroska") and path.lower().endswith(".webm") else \
         _CONTAINER_NAMES.get(name, name.split(",")[0].upper())
     audio = container.streams.audio
-    channels = max(int(audio[0].codec_context.channels or 0), 1) if audio else 0
+    sound = audio[0].codec_context if audio else None
+    channels = max(int(sound.channels or 0), 1) if sound is not None else 0
     return VideoInfo(duration, width, height, round(fps, 3), cc.name, fmt, rotation, channels)
 
 
