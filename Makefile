@@ -11,7 +11,7 @@ export GRADIO_ANALYTICS_ENABLED ?= False
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: run test install install-test browser bench clean
+.PHONY: run test install install-test browser sounds bench clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,14 @@ browser:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
 
-test: install-test browser
+# Real sounds for the audio and video tests (bell, complete, ... under /usr/share/sounds/freedesktop).
+sounds:
+	@if [ ! -f /usr/share/sounds/freedesktop/stereo/bell.oga ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq sound-theme-freedesktop >/dev/null; \
+	fi
+
+test: install-test browser sounds
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 bench: install-test

@@ -32,6 +32,15 @@ if TYPE_CHECKING:
     from mmsearch.workflows.catalog_search import WithCatalogs
 
 
+def like_target(path: str) -> str:
+    """What "more like this" searches: photos for a photo, sounds for a sound, videos for a video (or FILE@SECONDS)."""
+    from mmsearch.media.video import supported_extensions as video_extensions
+    from mmsearch.store.video_table import split_at
+
+    suffix = Path(split_at(path)[0]).suffix.lower()
+    return "audio" if suffix in audio_extensions() else "video" if suffix in video_extensions() else "image"
+
+
 def encoder_from_settings(settings: Settings) -> Encoder:
     return build_encoder(settings.encoder, settings, model=settings.model, pretrained=settings.pretrained)
 
@@ -122,6 +131,7 @@ class MMSearch:
         audio = [AudioPipeline(self.audio_encoder, s.audio_overlap, s.audio_batch_size, s.workers)] \
             if self.audio_encoder is not None else []
         audio += zoo_pipelines(self.extra_encoders, s.max_image_pixels)
+        audio += self._video_pipelines()
         indexer = Indexer(self.library(create=True), self.encoder, s.batch_size, s.workers, s.commit_every,
                           s.max_image_pixels, extra_pipelines=audio)
         report = indexer.index(roots, on_progress, on_skip)
@@ -144,6 +154,20 @@ class MMSearch:
             return find_text_export(export_folder(self.settings.models_dir), self.encoder.space.id) is not None
         except MMSearchError:
             return False
+
+    def _video_pipelines(self) -> list:
+        """Picture, then sound (which cuts the soundtrack at the moments the picture side found)."""
+        s = self.settings
+        if not s.video:
+            return []
+        from mmsearch.ingest.video import VideoPipeline, VideoSoundPipeline
+
+        pipes = [VideoPipeline(self.encoder, s.video_limits(), s.video_rules(), s.batch_size)]
+        if self.audio_encoder is not None:
+            library = self.library(create=True)
+            pipes.append(VideoSoundPipeline(self.audio_encoder, lambda: library.table("video", self.encoder.space),
+                                            s.audio_overlap, s.audio_batch_size, s.workers))
+        return pipes
 
     def export_text_tower(self) -> Path | None:
         """The text tower in ONNX next to the image tower's cache, so a cold CLI text query needs no torch

@@ -92,6 +92,26 @@ class Settings(BaseSettings):
     audio_batch_size: int = Field(default=8, ge=1, le=256)  # windows per model call
     max_query_audio_s: float = Field(default=60.0, gt=0)  # a query sound is cut after this
     bridge_vocabulary: Path = BRIDGE_VOCABULARY
+    # Video: moments (shots, split when longer than video_moment_s) seen by the image model and heard by the audio
+    # model. The defaults keep a phone video to ~1-3 s of CPU model time per minute (bench/bench_video.py).
+    video: bool = True  # False: video files are not indexed
+    video_frames_per_shot: int = Field(default=3, ge=1, le=32)  # frames embedded per moment, at most
+    video_min_shot_s: float = Field(default=1.0, gt=0, le=600)  # cuts closer than this to the last are ignored
+    video_moment_s: float = Field(default=10.0, gt=0, le=600)  # a longer shot is split into moments this long
+    video_max_frames_per_hour: int = Field(default=1800, ge=1, le=1_000_000)  # model frames per hour of video
+    video_cut_threshold: float = Field(default=0.12, gt=0, lt=1)  # frame change (0-1) that counts as a cut
+    video_budget_s: float = Field(default=600.0, gt=0)  # wall seconds one file may take to decode
+
+    def video_rules(self) -> Any:
+        from mmsearch.media.shots import MomentRules
+
+        return MomentRules(self.video_frames_per_shot, min(self.video_min_shot_s, self.video_moment_s),
+                           self.video_moment_s, self.video_max_frames_per_hour, self.video_cut_threshold)
+
+    def video_limits(self) -> Any:
+        from mmsearch.media.video import DecodeLimits
+
+        return DecodeLimits(budget_s=self.video_budget_s, max_pixels=self.max_image_pixels)
 
     @property
     def is_offline(self) -> bool:

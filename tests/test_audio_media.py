@@ -109,12 +109,12 @@ def test_bad_files_raise_one_line_reasons(tmp_path):
     (tmp_path / "empty.wav").write_bytes(b"")
     sf.write(tmp_path / "zero.wav", np.zeros(0, np.float32), RATE)  # a valid header, no samples
     (tmp_path / "text.mp3").write_text("this is not an mp3, just text with the wrong name\n" * 20)
-    (tmp_path / "song.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(200))  # AAC: no decoder here
+    (tmp_path / "song.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(200))  # an M4A header, nothing after
     _wav_with_format_tag(tmp_path / "codec.wav", 0x1234)
     good = write_sound(tmp_path / "good.flac", 3.0, kind="noise").read_bytes()
     (tmp_path / "truncated.flac").write_bytes(good[: len(good) // 3])
     expected = {"empty.wav": "empty file", "zero.wav": "no audio", "text.mp3": "not a readable audio file",
-                "song.m4a": "unsupported codec", "codec.wav": "not a readable audio file",
+                "song.m4a": "not a readable audio file", "codec.wav": "unsupported codec",  # FFmpeg knows the tag
                 "truncated.flac": "corrupt audio after"}
     for name, reason in expected.items():
         with pytest.raises(BadMedia, match=reason) as err:

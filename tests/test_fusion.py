@@ -82,3 +82,14 @@ def test_bad_lists_are_refused():
         RankedList(("a", "b"), (1.0,))
     with pytest.raises(FusionError, match="unknown fusion method"):
         fuse([L("a")], "borda")  # type: ignore[arg-type]
+
+
+def test_rrf_gives_tied_scores_the_same_rank():
+    # Two identical moments (or copies) tie in one list; the one that wins the other list must win the fusion,
+    # whichever of the tied pair happens to be listed first.
+    for tied in (("a", "b"), ("b", "a")):
+        pictures = RankedList(tied + ("c",), (0.9, 0.9 + 1e-8, 0.1))  # a tie to within float noise
+        sounds = RankedList(("c", "a", "b"), (0.8, 0.7, 0.2))
+        fused = [k for k, _ in fuse([pictures, sounds])]
+        assert fused.index("a") < fused.index("b")
+    assert rrf([RankedList(("x", "y", "z"), (1.0, 1.0, 0.5))]) == {"x": 1 / 61, "y": 1 / 61, "z": 1 / 63}

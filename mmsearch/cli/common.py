@@ -110,8 +110,9 @@ def emit_hits(records: list[dict], plain: bool, paths_only: bool, explain: bool)
                 p = r["product"]
                 price = f" {p['price']}" if p.get("price") is not None else ""
                 shown = f"{p.get('title') or p.get('product_id')}{price} [{p.get('catalog')}:{p.get('product_id')}]"
+            at = f"  @ {r['start_s']:.1f}-{r['end_s']:.1f}s" if r.get("start_s") is not None else ""
             kind = "prod" if r["modality"] == "product" else r["modality"]
-            lines.append(f"{i:>3}  {r['score']:6.3f}  {kind:<5}  {size:>11}  {shown}")
+            lines.append(f"{i:>3}  {r['score']:6.3f}  {kind:<5}  {size:>11}  {shown}{at}")
             if explain and r.get("matched"):
                 lines.append(f"{'':>13}matched: " + "; ".join(
                     f"{c['part']} via {c['table']} ({c['kind']} #{c['rank']}, {c['score']:.3f})" for c in r["matched"]))
@@ -151,5 +152,6 @@ def hand_off(hits: Sequence[Any], export_to: Any, copy_to: Any) -> None:
         click.echo(f"copied {len(copied)} files to {copy_to}", err=True)
 
 
-# --target: "all" is every kind the library holds (photos, sounds, catalog products)
-TARGETS = {"images": ("image",), "audio": ("audio",), "products": ("product",), "all": ("image", "audio", "product")}
+# --target: "all" is every kind the library holds (photos, sounds, videos, catalog products)
+TARGETS = {"images": ("image",), "audio": ("audio",), "videos": ("video",), "products": ("product",),
+           "all": ("image", "audio", "video", "product")}

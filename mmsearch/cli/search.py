@@ -21,9 +21,9 @@ _PART_OPTIONS = {"texts": "text", "images": "image", "audios": "audio", "compose
 @click.option("--composed", "composed", multiple=True,
               help="An image with an instruction, IMAGE::TEXT (e.g. dress.jpg::but in red); needs bge-vl.")
 @weight_option
-@click.option("--like", "like", help="More like this indexed file.")
-@click.option("--target", type=click.Choice(["images", "audio", "products", "all"]), default="all",
-              show_default=True, help="What to search: photos, sounds, catalog products, or all of them.")
+@click.option("--like", "like", help="More like this indexed file, or this moment of a video: FILE@SECONDS.")
+@click.option("--target", type=click.Choice(["images", "audio", "videos", "products", "all"]), default="all",
+              show_default=True, help="What to search: photos, sounds, videos, catalog products, or all of them.")
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=None, help="Number of results.")
 @click.option("--where", multiple=True, help="Filter COLUMN OP VALUE, e.g. width>=1000, format=PNG, tags~beach.")
 @click.option("--folder", help="Only files under this folder.")
@@ -84,8 +84,8 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
     parts += [composed_from_cli(value, weight) if kind == "composed" else part_from_cli(kind, value, weight)
               for kind, value, weight in raw]  # type: ignore[arg-type]
     targets = TARGETS[target]
-    if like and target == "all":  # more like a photo: photos; a sound: sounds; a product: products
-        targets = like_targets(os.path.abspath(like) if not is_product_key(like) else like)
+    if like and target == "all":  # more like a photo: photos; a sound: sounds; a video's moment: videos
+        targets = like_targets(like if is_product_key(like) else os.path.abspath(like))
     options = QueryOptions(k=k, targets=targets, method=opts["fusion"], rrf_k=opts["rrf_k"], norm=opts["norm"],
                            hybrid=opts["hybrid"], rerank=opts["rerank"], shortlist=opts["shortlist"],
                            mmr=opts["mmr"], min_score=opts["min_score"], where=list(opts["where"]),

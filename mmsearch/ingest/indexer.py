@@ -53,6 +53,7 @@ class IndexReport:
     seconds: float = 0.0
     audio_seconds: float = 0.0  # length of the recordings embedded (not reused) in this run
     notes: list[str] = field(default_factory=list)  # what later passes of the run did (OCR), one line each
+    video_seconds: float = 0.0  # length of the videos whose picture was embedded (not reused) in this run
 
     @property
     def changed(self) -> bool:
@@ -63,6 +64,7 @@ class IndexReport:
             return f"nothing to do: {self.unchanged} files unchanged, nothing embedded"
         rate = self.embedded / self.seconds if self.seconds > 0 else 0.0
         audio = f", {self.audio_seconds:.0f} s of audio" if self.audio_seconds else ""
+        audio += f", {self.video_seconds:.0f} s of video" if self.video_seconds else ""
         return (
             f"embedded {self.embedded}{audio}, reused {self.reused} by content hash, unchanged {self.unchanged}, "
             f"removed {self.removed}, skipped {len(self.skipped)} in {self.seconds:.1f}s ({rate:.1f} files/s)"
@@ -103,6 +105,7 @@ _ADVICE = [
     (r"pixel limit|decompression bomb|too large to decode", "raise MMSEARCH_MAX_IMAGE_PIXELS if you trust the files"),
     (r"^cannot read", "check the permissions, and that the drive is connected"),
     (r"model|install|unsupported codec", ""),
+    (r"video", "re-encode as H.264 MP4 or WebM, or remove"),
     (r"audio|header|samples", "re-encode as WAV or FLAC, or remove"),
 ]
 _DETAIL = re.compile(r"\s*\(.*\)\s*$")  # "(...)": the library's own words about one file
@@ -289,9 +292,13 @@ class Indexer:
                 continue
             columns[id(item)] = out
             report.embedded += 1
-            report.audio_seconds += item.fields.get("duration_s") or 0.0
+            seconds = item.fields.get("duration_s") or 0.0
+            if pipeline.modality == "video":
+                report.video_seconds += seconds if not pipeline.optional else 0.0  # counted once, by its picture
+            else:
+                report.audio_seconds += seconds
         now = datetime.now(timezone.utc)
-        return [_row(i, columns[id(i)], now) for i in items if columns.get(id(i))]
+        return [r for i in items if columns.get(id(i)) for r in pipeline.rows(_row(i, columns[id(i)], now))]
 
 
 def _row(item: Prepared, columns: dict, now: datetime) -> dict:
@@ -307,7 +314,7 @@ def _row(item: Prepared, columns: dict, now: datetime) -> dict:
         "text": keyword_text(path),
         "indexed_at": now,
         **columns,
-        "vector": np.asarray(columns["vector"], np.float32),
+        **({"vector": np.asarray(columns["vector"], np.float32)} if "vector" in columns else {}),
     }
 
 

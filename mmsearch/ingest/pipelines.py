@@ -53,6 +53,10 @@ class MediaPipeline(ABC):
         """Model inputs an item costs, which batches and commits are sized in: one per file by default."""
         return 1.0
 
+    def rows(self, row: dict) -> list[dict]:
+        """The table rows of one file's columns: one by default (a video has one per moment)."""
+        return [row]
+
     @abstractmethod
     def prepare(self, entry: FileEntry, known: set[str]) -> Prepared:
         """Worker thread: hash and read metadata; decode only if the hash is not in `known`."""

@@ -11,10 +11,10 @@ librosa itself is not used: its loader returns the whole file as one array.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -76,6 +76,36 @@ def excerpt(path: str | Path, rate: int, start_s: float, seconds: float) -> np.n
         return np.concatenate([np.zeros(0, np.float32), *_decoded_mono(src, path, rate, seconds, start_s)])
 
 
+def stream_spans(path: str | Path, rate: int, spans: Sequence[tuple[float, float]]) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, mono samples) of each [start, end) span, for spans in time order that do not overlap (a
+    video's moments): one pass over the file, holding one span plus one block. A span past the end of the
+    recording is not yielded; one cut short by it is yielded as far as it goes."""
+    path = str(path)
+    with _open(path) as src:
+        buf = np.zeros(0, np.float32)
+        base = 0  # sample index of buf[0]
+        todo = iter(enumerate(spans))
+        current = next(todo, None)
+        for block in _decoded_mono(src, path, rate, None):
+            buf = np.concatenate([buf, block]) if len(buf) else block
+            while current is not None and base + len(buf) >= int(current[1][1] * rate):
+                n, (start, end) = current
+                lo, hi = max(int(start * rate) - base, 0), int(end * rate) - base
+                yield n, buf[lo:hi].copy()
+                buf, base = buf[hi:], base + hi
+                current = next(todo, None)
+            if current is None:
+                return
+            lo = int(current[1][0] * rate) - base
+            if lo > 0:  # samples before the next span (a gap) are never needed again
+                buf, base = buf[lo:], base + lo
+        if current is not None and len(buf):
+            n, (start, _) = current
+            lo = max(int(start * rate) - base, 0)
+            if lo < len(buf):
+                yield n, buf[lo:].copy()
+
+
 def array_windows(samples: np.ndarray, sample_rate: int, rate: int, window_s: float, hop_s: float,
                   max_s: float | None = None) -> Iterator[Window]:
     """The same windows for audio already in memory, e.g. a microphone recording (int or float PCM)."""
@@ -108,7 +138,8 @@ def _open(path: str) -> Iterator[_Source]:
         sndfile_error = "unknown or corrupt format" if getattr(exc, "code", None) == 7 else detail.rstrip(".")
         handle = None
     if handle is None:
-        with _open_audioread(path, sndfile_error) as src:
+        opener = _open_pyav if _has_pyav() else _open_audioread
+        with opener(path, sndfile_error) as src:
             yield src
         return
     with handle:
@@ -116,6 +147,54 @@ def _open(path: str) -> Iterator[_Source]:
                          f"{handle.format}/{handle.subtype}")
         _check(path, info)
         yield _Source(info, lambda n: handle.blocks(blocksize=n, dtype="float32", always_2d=True), handle.seek)
+
+
+def _has_pyav() -> bool:
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextmanager
+def _open_pyav(path: str, sndfile_error: str) -> Iterator[_Source]:
+    """What libsndfile cannot open (M4A/AAC, Opus or AAC in MP4, WMA, a video's soundtrack), through the
+    FFmpeg inside PyAV's wheels: the first audio stream, decoded packet by packet as float32."""
+    import av
+
+    try:
+        container = av.open(path, timeout=(30.0, 60.0))
+    except Exception as exc:  # noqa: BLE001 - InvalidDataError, EOFError ...: not a file FFmpeg can read either
+        raise BadMedia(path, f"not a readable audio file ({sndfile_error})") from None
+    with closing(container):
+        if not container.streams.audio:
+            raise BadMedia(path, "no audio stream in the file")
+        stream = container.streams.audio[0]
+        cc = stream.codec_context
+        if cc is None:
+            raise BadMedia(path, "unsupported codec: no decoder for this sound in this FFmpeg")
+        channels = max(int(cc.channels or 0), 1)
+        rate = int(cc.sample_rate or 0)
+        if stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        else:
+            duration = (container.duration or 0) / 1_000_000
+        info = AudioInfo(duration, rate, channels, f"{_container_name(container, path)}/{cc.name.upper()}")
+        _check(path, info)
+
+        def blocks(_frames: int) -> Iterator[np.ndarray]:  # one decoded packet at a time
+            resampler = av.AudioResampler(format="flt", layout=cc.layout.name if cc.layout else None, rate=rate)
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    yield out.to_ndarray().reshape(-1, channels).astype(np.float32, copy=False)
+
+        yield _Source(info, blocks)
+
+
+def _container_name(container: object, path: str) -> str:
+    name = getattr(getattr(container, "format", None), "name", "") or ""
+    return Path(path).suffix.lstrip(".").upper() if name.startswith("mov") or not name else name.split(",")[0].upper()
 
 
 @contextmanager

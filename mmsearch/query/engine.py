@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -40,6 +40,7 @@ from mmsearch.search.results import SearchResult
 from mmsearch.search.vector import VectorSearch
 from mmsearch.store.library import Library
 from mmsearch.store.table import SpaceTable
+from mmsearch.store.video_table import split_at
 
 
 # Shared by all queries: starting threads per query cost more than a small search here.
@@ -137,7 +138,10 @@ class QueryEngine:
         routes: list[_Route] = []
         for order, part in enumerate(parts):
             found = False
+            direct = {t.modality for t in tables if self._direct(part, t)}
             for table in tables:
+                if table.modality == "video" and "video" in direct and not self._direct(part, table):
+                    continue  # a video's picture and sound are both indexed: a bridged guess only blurs a direct answer
                 vec = self._vector_for(part, table, cache)
                 if vec is not None:
                     routes.append(_Route(part, table, vec, order))
@@ -161,9 +165,13 @@ class QueryEngine:
                 raise BadQuery(f"no table in this library can answer {part.describe()}: the library has {have}")
         return routes
 
+    def _direct(self, part: QueryPart, table: SpaceTable) -> bool:
+        """The part reaches the table without a bridge (its own stored vector, or an encoder of the space)."""
+        return part.kind == "like" or any(e.supports(part.kind) and e.space == table.space for e in self.encoders)
+
     def _vector_for(self, part: QueryPart, table: SpaceTable, cache: dict) -> np.ndarray | None:
-        if part.kind == "like":  # more like an indexed file: its stored vector in every table that holds it
-            row = table.rows_for_paths([str(part.value)], with_vector=True).get(str(part.value))
+        if part.kind == "like":  # more like an indexed file (a video's moment): its stored vector where it is
+            row = table.like_row(str(part.value))
             return None if row is None else np.asarray(row["vector"], np.float32)
         for enc in self.encoders:
             if enc.supports(part.kind) and enc.space == table.space:
@@ -220,7 +228,9 @@ class QueryEngine:
         lists = []
         for route, found in zip(jobs, results):
             for row, _ in found:
-                rows.setdefault(row["path"], (route.table, row))
+                seen = rows.setdefault(row["path"], (route.table, row))
+                if seen[1].get("frame_s") is None and row.get("frame_s") is not None:
+                    rows[row["path"]] = (route.table, row)  # a moment shows its picture side (its thumbnail frame)
             lists.append((route, RankedList(tuple(r["path"] for r, _ in found), tuple(s for _, s in found),
                                             route.part.weight, route.part.label)))
         return lists, rows
@@ -258,7 +268,9 @@ class QueryEngine:
             return []
         fused = fuse([rl for _, rl in ranked if rl.keys], options.method, options.rrf_k, options.norm)
         if exclude:  # "more like this" never answers with the file itself
-            fused = [(p, s) for p, s in fused if p not in exclude]
+            files = {split_at(e)[0] for e in exclude}
+            fused = [(p, s) for p, s in fused if p not in exclude and rows[p][1].get("file") not in files]
+        fused = best_moments(fused, rows)
         own = self._own_scores(ranked, rows)
         if options.min_score is not None:  # a cosine, compared in each result's own space
             fused = [(p, s) for p, s in fused if p in own and own[p][0] >= options.min_score]
@@ -266,6 +278,7 @@ class QueryEngine:
             fused = self._diversify(fused[: options.shortlist], rows, options)
         hits = []
         index = [(route, rl, {p: i for i, p in enumerate(rl.keys)}) for route, rl in ranked]
+        _picture_sides(fused[: options.k], rows, self._video_tables)
         for path, score in fused[: options.k]:
             table, row = rows[path]
             contribs = [
@@ -277,6 +290,9 @@ class QueryEngine:
             result = SearchResult.from_row(row, cosine, table.modality, space, table.product_of(row))
             hits.append(FusedHit(result, score, contribs))
         return hits
+
+    def _video_tables(self) -> list[SpaceTable]:
+        return [t for space in self.library.spaces("video") if (t := self.library.table("video", space)) is not None]
 
     def _own_scores(self, ranked: list[tuple[_Route, RankedList]], rows: dict[str, tuple[SpaceTable, dict]]
                     ) -> dict[str, tuple[float, str]]:
@@ -317,6 +333,32 @@ def _liked(parts: Sequence[QueryPart]) -> set[str]:
     return {str(p.value) for p in parts if p.kind == "like" and not p.negative}
 
 
+def _picture_sides(fused: list[tuple[str, float]], rows: dict[str, tuple[SpaceTable, dict]],
+                   tables: Callable[[], list[SpaceTable]]) -> None:
+    """A moment found only by its sound still shows its picture side's row (its thumbnail frame), where indexed."""
+    missing = [p for p, _ in fused if rows[p][1].get("file") is not None and rows[p][1].get("frame_s") is None]
+    if not missing:
+        return
+    for table in tables():
+        for key, row in table.rows_for_paths(missing).items():
+            if row.get("frame_s") is not None:
+                rows[key] = (table, row)
+
+
+def best_moments(fused: list[tuple[str, float]], rows: dict[str, tuple[SpaceTable, dict]]) -> list[tuple[str, float]]:
+    """A video ranks by its best moment: each file once, at the place (and as the moment) it first appears."""
+    seen: set[str] = set()
+    out = []
+    for key, score in fused:
+        file = rows[key][1].get("file") if key in rows else None
+        if file is not None:
+            if file in seen:
+                continue
+            seen.add(file)
+        out.append((key, score))
+    return out
+
+
 def _filters(table: SpaceTable, options: QueryOptions) -> Filters:
     return build_filters(table.schema, options.where, options.folder, options.types, options.after,
                          options.before)
@@ -324,7 +366,8 @@ def _filters(table: SpaceTable, options: QueryOptions) -> Filters:
 
 def _filtered(tables: list[SpaceTable], options: QueryOptions) -> tuple[list[SpaceTable], dict[str, Filters]]:
     """The tables a query's filters can apply to, each with its compiled filters. A column only some kinds
-    of table have (a catalog's `price`) keeps the search to those: nothing elsewhere can match it."""
+    of table have (a catalog's `price`, a video's `fps`) keeps the search to those: nothing elsewhere can match
+    it. A column no searched table has is refused, naming the columns there are."""
     kept, filters, unknown = [], {}, None
     for table in tables:
         try:

@@ -2,8 +2,9 @@
 
 Two methods:
 - Reciprocal Rank Fusion (Cormack, Clarke & Buettcher, SIGIR 2009): score(d) = sum_i w_i / (k + rank_i(d)),
-  ranks from 1. It needs no score calibration, so it is the default across spaces and across dense and
-  keyword lists.
+  ranks from 1; equal scores in a list share the best of their ranks (two copies of a file, two identical
+  moments), so the order a tie happens to be listed in never decides the fused order. It needs no score
+  calibration, so it is the default across spaces and across dense and keyword lists.
 - A weighted combination of normalised scores (min-max or z-score per list). Raw scores of different
   spaces are never compared: each list is normalised on its own first.
 
@@ -24,6 +25,7 @@ from mmsearch.errors import FusionError  # noqa: F401 - raised here, importable 
 from mmsearch.query.parts import Method, Norm  # noqa: F401 - importable from here as before
 
 METHODS = ("rrf", "weighted")
+TIE = 1e-6  # scores closer than this are the same score (float noise, not evidence)
 NORMS = ("minmax", "zscore")
 
 
@@ -56,7 +58,12 @@ def rrf(lists: Sequence[RankedList], k: float = 60) -> dict[str, float]:
     _check(lists)
     fused: dict[str, float] = {}
     for rl in lists:
-        for rank, key in enumerate(rl.keys, start=1):
+        rank, leader = 0, None
+        for position, (key, score) in enumerate(zip(rl.keys, rl.scores), start=1):
+            # Equal scores share the best rank among them ("1224"): a tie is not a ranking. Equal to within
+            # TIE: batched model calls differ in the 7th digit for the same input.
+            if leader is None or abs(score - leader) > TIE:
+                rank, leader = position, score
             fused[key] = fused.get(key, 0.0) + rl.weight / (k + rank)
     return fused
 

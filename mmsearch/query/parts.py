@@ -18,6 +18,7 @@ PartKind = Literal["text", "image", "audio", "composed", "like"]
 # composed: (image, instruction) for BGE-VL; like: the path of an indexed file, searched by its stored vectors
 KINDS: tuple[str, ...] = ("text", "image", "audio", "composed", "like")
 MAX_PARTS = 16
+MODALITIES: tuple[str, ...] = ("image", "audio", "video")  # what a query can target (tables by modality)
 _WEIGHTED = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*:(.*)$", re.S)
 
 
@@ -84,7 +85,7 @@ def _weight_hint(kind: str, value: str) -> str:
 
 
 # What a query can search: the library's photos and sounds, and the products of its catalogs.
-SEARCHABLE = ("image", "audio", "product")
+SEARCHABLE = MODALITIES + ("product",)
 
 
 def product_key(catalog_file: str, product_id: str) -> str:
@@ -99,12 +100,17 @@ def is_product_key(path: str) -> bool:
 
 
 def like_targets(path: str) -> tuple[str, ...]:
-    """What "more like this" searches by default: products for a product, sounds for a sound, else photos."""
+    """What "more like this" searches by default: products for a product, sounds for a sound, videos for a video
+    (or FILE@SECONDS), else photos."""
     from mmsearch.media.audio import supported_extensions
+
+    from mmsearch.media.video import supported_extensions as video_extensions
+    from mmsearch.store.video_table import split_at
 
     if is_product_key(path):
         return ("product",)
-    return ("audio",) if Path(path).suffix.lower() in supported_extensions() else ("image",)
+    suffix = Path(split_at(path)[0]).suffix.lower()  # FILE@SECONDS: a video's moment
+    return ("audio",) if suffix in supported_extensions() else ("video",) if suffix in video_extensions() else ("image",)
 
 
 @dataclass

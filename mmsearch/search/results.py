@@ -22,9 +22,24 @@ class SearchResult:
     # A catalog's product (modality "product"): catalog, product_id, title, price, image_file and the
     # catalog's own typed columns; None for files.
     product: dict | None = None
+    # A video: the moment that matched best (seconds from the start), the frame that stands for it, and the file's
+    # frame rate and codec. None for photos and sounds.
+    start_s: float | None = None
+    end_s: float | None = None
+    frame_s: float | None = None
+    fps: float | None = None
+    codec: str | None = None
+
+    @property
+    def moment(self) -> str | None:
+        """FILE@SECONDS, the form `--like` takes for "more like this moment"; None when not a video."""
+        return None if self.start_s is None else f"{self.path}@{self.start_s:g}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.moment is not None:
+            d["moment"] = self.moment
+        return d
 
     @property
     def picture(self) -> str:
@@ -35,7 +50,7 @@ class SearchResult:
     def from_row(cls, row: dict, score: float, modality: str = "image",
                  space: str | None = None, product: dict | None = None) -> "SearchResult":
         return cls(
-            path=row["path"],
+            path=row.get("file") or row["path"],  # a video's moment answers with its file
             score=round(float(score), 6),
             name=row["name"],
             folder=row["folder"],
@@ -48,4 +63,9 @@ class SearchResult:
             offset_s=row.get("offset_s"),
             score_space=space,
             product=product,
+            start_s=row.get("start_s"),
+            end_s=row.get("end_s"),
+            frame_s=row.get("frame_s"),
+            fps=None if row.get("fps") is None else round(float(row["fps"]), 3),
+            codec=row.get("codec"),
         )

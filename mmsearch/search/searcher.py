@@ -68,7 +68,7 @@ class Searcher:
         try:
             with self.library.writer_lock():
                 done = []
-                for modality in ("image", "audio"):
+                for modality in ("image", "audio", "video"):
                     for space in self.library.spaces(modality):
                         table = self.library.table(modality, space)
                         if table is not None:

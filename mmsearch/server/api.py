@@ -3,6 +3,8 @@
     GET  /api/v1/search?q=dog+on+a+beach&k=12&target=all        text search
     POST /api/v1/search   {"parts": [...], "k": 12, "targets": ["image"], "where": ["width>=1000"], ...}
     GET  /api/v1/thumb?file=/abs/path.jpg&edge=384                a rendition of an indexed photo (WebP)
+    GET  /api/v1/thumb?file=/abs/clip.mp4&at=4.5                  a frame of an indexed video (WebP)
+    GET  /api/v1/clip?moment=/abs/clip.mp4@4                      a small WebM around an indexed moment
     GET  /api/v1/status                                            tables, rows, models
     OpenAPI schema at /openapi.json, interactive docs at /docs.
 
@@ -32,12 +34,14 @@ from mmsearch.server.schema import api_record
 
 log = logging.getLogger(__name__)
 TARGETS = {"images": ("image",), "image": ("image",), "audio": ("audio",), "sounds": ("audio",),
-           "products": ("product",), "all": ("image", "audio", "product")}
+           "videos": ("video",), "video": ("video",), "products": ("product",),
+           "all": ("image", "audio", "video", "product")}
 
 
 class PartIn(BaseModel):
     kind: Literal["text", "image", "audio", "like", "composed"]
-    value: str | None = Field(None, description="The text; for `like`, an indexed file's path")
+    value: str | None = Field(None, description="The text; for `like`, an indexed file's path, or a video's "
+                                                "moment as FILE@SECONDS (a result's `moment`)")
     data: str | None = Field(None, description="base64 bytes of an image or a sound (image, audio, composed)")
     name: str = Field("upload", description="The upload's file name, used in messages")
     instruction: str | None = Field(None, description="composed: what to change about the image")
@@ -47,7 +51,7 @@ class PartIn(BaseModel):
 class SearchIn(BaseModel):
     parts: list[PartIn]
     k: int | None = None
-    targets: list[Literal["image", "audio", "product"]] = ["image", "audio", "product"]
+    targets: list[Literal["image", "audio", "video", "product"]] = ["image", "audio", "video", "product"]
     method: Literal["rrf", "weighted"] = "rrf"
     rrf_k: float = 60.0
     norm: Literal["minmax", "zscore"] = "minmax"
@@ -169,6 +173,14 @@ def with_thumb(record: dict[str, Any]) -> dict[str, Any]:
     """Where a program fetches a photo result's picture (a rendition, never the original)."""
     if record.get("modality") in ("image", "product"):  # a product's thumb is its image's
         record["thumb"] = "/api/v1/thumb?" + urlencode({"file": record["file"]})
+    if record.get("modality") == "video" and record.get("moment"):  # its moment's frame, and a clip opened at it
+        from mmsearch.media.clips import clip_window
+
+        at = record.get("frame_s") if record.get("frame_s") is not None else record.get("start_s") or 0.0
+        record["thumb"] = "/api/v1/thumb?" + urlencode({"file": record["file"], "at": at})
+        lo, _ = clip_window(record["start_s"], record["end_s"], record.get("duration_s") or record["end_s"])
+        record["clip"] = (f"/api/v1/clip?{urlencode({'moment': record['moment']})}"
+                          f"#t={record['start_s'] - lo:g},{record['end_s'] - lo:g}")
     return record
 
 
@@ -215,7 +227,7 @@ def add_routes(app: Any, service: Any, renditions: Any, settings: Any = None) ->
     @app.get("/api/v1/search", dependencies=guard, tags=["search"])
     async def search_get(q: str = Query(..., description="What to look for, in words"),
                          k: int | None = Query(None, ge=1, le=1000),
-                         target: Literal["all", "images", "audio", "products"] = "all",
+                         target: Literal["all", "images", "audio", "videos", "products"] = "all",
                          where: list[str] = Query([]), folder: str | None = None) -> Any:
         """Text search: the same answer as `mmsearch search "q"` and the Search tab."""
         body = SearchIn(parts=[PartIn(kind="text", value=q)], k=k, targets=list(TARGETS[target]),
@@ -228,12 +240,22 @@ def add_routes(app: Any, service: Any, renditions: Any, settings: Any = None) ->
         return await run_in_threadpool(run, body)
 
     @app.get("/api/v1/thumb", dependencies=guard, tags=["files"])
-    async def thumb(file: str, edge: int = Query(384, ge=16, le=1280)) -> Any:
-        """A WebP rendition of an indexed photo; 404 for anything that is not an indexed row."""
-        path = await run_in_threadpool(_rendition, service, renditions, file, edge)
+    async def thumb(file: str, edge: int = Query(384, ge=16, le=1280), at: float | None = Query(None, ge=0)) -> Any:
+        """A WebP rendition of an indexed photo, or of a video's frame at `at` seconds; 404 for anything that
+        is not an indexed row."""
+        path = await run_in_threadpool(_rendition, service, renditions, file, edge, at)
         if path is None:
             raise HTTPException(404, "not an indexed photo")
         return FileResponse(path, media_type="image/webp")
+
+    @app.get("/api/v1/clip", dependencies=guard, tags=["files"])
+    async def clip(moment: str) -> Any:
+        """A short WebM around an indexed video moment (FILE@SECONDS, a result's `moment`); the moment starts
+        where the result's `clip` URL fragment says. 404 for anything that is not an indexed moment."""
+        path = await run_in_threadpool(_clip, service, renditions, moment)
+        if path is None:
+            raise HTTPException(404, "not an indexed video moment")
+        return FileResponse(path, media_type="video/webm")
 
     @app.get("/api/v1/status", dependencies=guard, tags=["library"])
     async def status() -> dict[str, Any]:
@@ -243,7 +265,46 @@ def add_routes(app: Any, service: Any, renditions: Any, settings: Any = None) ->
             return failure(exc)
 
 
-def _rendition(service: Any, renditions: Any, file: str, edge: int) -> str | None:
+def _video_row(service: Any, value: str) -> tuple[Any, dict] | None:
+    """(library, the picture-side row) of an indexed video moment (FILE@SECONDS), checked against the library."""
+    from mmsearch.store.video_table import split_at
+
+    try:
+        library = service.library()
+    except MMSearchError:
+        return None
+    file = split_at(value)[0]
+    if not os.path.isabs(file) or not library.contains(file):
+        return None
+    for space in library.spaces("video"):
+        table = library.table("video", space)
+        row = table.like_row(value) if table is not None else None
+        if row is not None and row.get("frame_s") is not None:
+            return library, row
+    return None
+
+
+def _clip(service: Any, renditions: Any, moment: str) -> str | None:
+    from mmsearch.search.results import SearchResult
+    from mmsearch.ui.videos import VideoRenditions
+
+    found = _video_row(service, moment)
+    if found is None:
+        return None
+    made = VideoRenditions(renditions.folder / "video").clip(SearchResult.from_row(found[1], 0.0, "video"))
+    return made[0] if made else None
+
+
+def _rendition(service: Any, renditions: Any, file: str, edge: int, at: float | None = None) -> str | None:
+    if at is not None:  # a video's frame
+        from mmsearch.search.results import SearchResult
+        from mmsearch.ui.videos import VideoRenditions
+
+        found = _video_row(service, f"{file}@{at:g}")
+        if found is None:
+            return None
+        hit = SearchResult.from_row({**found[1], "frame_s": at}, 0.0, "video")
+        return VideoRenditions(renditions.folder / "video").thumb(hit, edge)
     try:
         library = service.library()
     except MMSearchError:

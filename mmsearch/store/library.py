@@ -17,6 +17,7 @@ import lancedb
 from mmsearch.encoders.base import EmbeddingSpace
 from mmsearch.errors import LibraryBusy, LibraryNotFound
 from mmsearch.store.table import SpaceTable, table_schema, space_of, table_name
+from mmsearch.store.video_table import VideoTable
 
 ROOTS_FILE = "library.json"
 NAMES_TTL_S = 2.0
@@ -74,7 +75,7 @@ class Library:
             self._names = None
         else:
             return None
-        table = SpaceTable(handle, modality, space)
+        table = (VideoTable if modality == "video" else SpaceTable)(handle, modality, space)
         self._open[name] = table
         return table
 

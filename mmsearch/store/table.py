@@ -25,6 +25,17 @@ META_COLUMNS = [
 ]
 
 
+# A video table holds one row per moment of a file: `path` is the moment's key (see store/video_table.py).
+VIDEO_FIELDS = [
+    pa.field("file", pa.string()),  # the video file the moment is part of
+    pa.field("start_s", pa.float64()),  # the moment, in seconds from the start of the file
+    pa.field("end_s", pa.float64()),
+    pa.field("frame_s", pa.float64()),  # the frame that stands for the moment (its thumbnail)
+    pa.field("fps", pa.float32()),
+    pa.field("codec", pa.string()),
+]
+
+
 def table_schema(space: EmbeddingSpace, modality: str) -> pa.Schema:
     """One schema for every modality, so results of all tables fuse and filter alike.
 
@@ -49,6 +60,7 @@ def table_schema(space: EmbeddingSpace, modality: str) -> pa.Schema:
             pa.field("text", pa.string()),  # words for keyword search: file and folder names, later captions
             pa.field("tags", pa.list_(pa.string())),
             pa.field("indexed_at", pa.timestamp("us", tz="UTC")),
+            *(VIDEO_FIELDS if modality == "video" else []),
             pa.field("vector", pa.list_(pa.float32(), space.dim)),
         ],
         metadata={SPACE_KEY: json.dumps(meta).encode()},
@@ -276,6 +288,10 @@ class SpaceTable:
                 for row in batch.to_pylist():
                     out[row["path"]] = row
         return out
+
+    def like_row(self, value: str) -> dict | None:
+        """The row a "more like this" part names (a path here; a video table also takes FILE@SECONDS)."""
+        return self.rows_for_paths([value], with_vector=True).get(value)
 
     def upsert(self, rows: pa.Table) -> None:
         if rows.num_rows == 0:

@@ -28,6 +28,7 @@ from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly, is_empty, shown_message
 from mmsearch.ui.thumbs import PREVIEW_EDGE, Renditions, thumbs_dir
 from mmsearch.ui.tiles import sound_tile
+from mmsearch.ui.videos import VideoRenditions, player_html
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Actions:
         self.service = service
         self.sample_dir = Path(sample_dir)
         self.renditions = Renditions(thumbs_dir(service.settings), service.settings.max_image_pixels)
+        self.videos = VideoRenditions(self.renditions.folder / "video")  # inside the folder the server serves
         self._expose = expose  # lets the web server serve the renditions folder (never originals)
 
     # -- searching ------------------------------------------------------------------------------
@@ -106,7 +108,7 @@ class Actions:
     def more_like_this(self, path: str | None, k: int) -> Found:
         if not path:
             return Found(message="Click a result first, then ask for more like it.", ok=False)
-        name = os.path.basename(path)
+        name = os.path.basename(path)  # a video's moment: "party.mp4@4"
         return self._search(lambda: self.service.like(path, k), f"more like {name}")
 
     def _search(self, run: Callable[[], Answer], what: str, render: bool = True) -> Found:
@@ -147,12 +149,23 @@ class Actions:
         """A thumbnail for a photo; a labelled tile for a sound (the Sounds tab plays them)."""
         if result.modality == "audio":
             return sound_tile(self.renditions.folder / "tiles", result) if os.path.exists(result.path) else None
+        if result.modality == "video":  # the frame that stands for its best moment
+            return self.videos.thumb(result)
         return self.renditions.get(result.picture)  # a product shows its catalog image
 
     def preview(self, hit: SearchResult) -> str | None:
         if hit.modality == "audio":
             return self.rendition(hit)
+        if hit.modality == "video":
+            return self.videos.thumb(hit, PREVIEW_EDGE)
         return self.renditions.get(hit.picture, PREVIEW_EDGE)
+
+    def player(self, hit: SearchResult) -> str:
+        """HTML of a player opened at a video result's moment ("" for photos and sounds, or when it cannot)."""
+        if hit.modality != "video" or not self.service.library().contains(hit.path):
+            return ""
+        clip = self.videos.clip(hit)
+        return player_html(clip, hit) if clip is not None else ""
 
     # -- indexing -------------------------------------------------------------------------------
     def index_folder(self, folder: str, on_progress: ProgressFn | None = None) -> Indexed:

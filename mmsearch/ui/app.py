@@ -23,6 +23,7 @@ from mmsearch.ui.sounds import SoundActions, sounds_tab
 from mmsearch.ui.thumbs import thumbs_dir
 from mmsearch.ui.workflow_tabs import workflow_tabs
 from mmsearch.ui.uploads import ImageUpload
+from mmsearch.ui.videos import moment_caption
 
 TITLE = "mmsearch"
 MAX_K = 100
@@ -113,6 +114,7 @@ def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
         with gr.Column(scale=2, min_width=280, elem_id="mms-detail"):
             big = gr.Image(show_label=False, interactive=False, height=320, buttons=["fullscreen"],
                            elem_id="mms-big")
+            player = gr.HTML("", elem_id="mms-player")  # a video result plays here from its moment
             details = gr.Markdown(NO_SELECTION, elem_id="mms-details")
             more_btn = gr.Button("More like this", interactive=False, elem_id="mms-more")
     results = gr.State([])
@@ -120,15 +122,20 @@ def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
 
     def show(found: Found) -> tuple:
         # Problems go in the line above the gallery, where the results would have been; no toast.
-        items = [(t, caption(h.result)) for h, t in zip(found.hits, found.thumbs)]
+        items = [(t, moment_caption(h.result) if h.result.modality == "video" else caption(h.result))
+                 for h, t in zip(found.hits, found.thumbs)]
         note = found.message if found.ok else f"⚠️ {found.message}"
         return items, found.hits, note
 
     def on_select(hits: list[FusedHit], evt: gr.SelectData) -> tuple:
         if not hits or evt.index is None or not 0 <= evt.index < len(hits):
-            return None, NO_SELECTION, None, gr.update(interactive=False)
+            return None, "", NO_SELECTION, None, gr.update(interactive=False, value="More like this")
         hit = hits[evt.index].result
-        return actions.preview(hit), detail_markdown(hit), hit.path, gr.update(interactive=True)
+        if hit.modality == "video":  # the player takes the picture's place; "more like" means this moment
+            more = gr.update(interactive=True, value="More like this moment")
+            return gr.update(value=None, visible=False), actions.player(hit), detail_markdown(hit), hit.moment, more
+        return (gr.update(value=actions.preview(hit), visible=True), "", detail_markdown(hit), hit.path,
+                gr.update(interactive=True, value="More like this"))
 
     outs = [gallery, results, message]
     text_search = lambda q, n: show(actions.search_text(q, n))  # noqa: E731
@@ -138,7 +145,7 @@ def _search_tab(actions: Actions, default_k: int) -> dict[str, Any]:
     image_btn.click(image_search, [image, k], outs, **PRIVATE)
     image.upload(image_search, [image, k], outs, **PRIVATE)
     more_btn.click(lambda p, n: show(actions.more_like_this(p, n)), [selected, k], outs, **PRIVATE)
-    gallery.select(on_select, results, [big, details, selected, more_btn], **PRIVATE)
+    gallery.select(on_select, results, [big, player, details, selected, more_btn], **PRIVATE)
     return {"image": image, "message": message}
 
 

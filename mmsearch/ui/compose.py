@@ -25,7 +25,8 @@ TEXT_SLOTS, IMAGE_SLOTS, AUDIO_SLOTS = 3, 2, 1
 BADGE = {"image": "🖼 image", "audio": "🔊 audio"}
 TABLE_HEADERS = ["#", "type", "file", "similarity", "fused", "matched by"]
 
-TARGETS = {"all": SEARCHABLE, "images": ("image",), "audio": ("audio",), "products": ("product",)}
+TARGETS = {"all": SEARCHABLE, "images": ("image",), "audio": ("audio",), "videos": ("video",),
+           "products": ("product",)}
 
 
 @dataclass

@@ -50,6 +50,16 @@ def detail_markdown(hit: SearchResult) -> str:
                 f"**Product** `{p.get('product_id')}` in catalog **{_escape(str(p.get('catalog')))}**  \n"
                 f"**Score** {hit.score:.3f}  \n" + fields)
     dims = f"{hit.width} × {hit.height} px" if hit.width and hit.height else "unknown size"
+    if hit.modality == "video":
+        from mmsearch.ui.videos import clock
+
+        return (
+            f"### {_escape(hit.name)}\n"
+            f"**Moment** {clock(hit.start_s or 0.0)}–{clock(hit.end_s or 0.0)} · **score** {hit.score:.3f}  \n"
+            f"**Video** {clock(hit.duration_s or 0.0)} · {dims} · {hit.fps or 0:g} fps · "
+            f"{_escape(hit.codec or 'unknown codec')} · {human_bytes(hit.size)}  \n"
+            f"**Path** `{hit.path}`"
+        )
     return (
         f"### {_escape(hit.name)}\n"
         f"**Score** {hit.score:.3f}  \n"
@@ -68,7 +78,7 @@ def status_markdown(status: dict | None) -> str:
     if not status["tables"]:
         lines.append("No images indexed yet.")
     for t in status["tables"]:
-        noun = "sounds" if t["modality"] == "audio" else f"{t['modality']}s"
+        noun = {"audio": "sounds", "video": "video moments"}.get(t["modality"], f"{t['modality']}s")
         lines.append(f"- **{t['rows']:,}** {noun} · {t['encoder']} `{t['model']}` "
                      f"({_escape(t['weights'])}, {t['dim']}-d)")
     return "\n".join(lines)

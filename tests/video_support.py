@@ -1,0 +1,106 @@
+"""Real videos for the tests, written by PyAV: scikit-image's photos as the picture, Debian's sounds as the
+soundtrack (sound-theme-freedesktop; the Makefile's test target installs it)."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SOUNDS = Path("/usr/share/sounds/freedesktop/stereo")
+BELL_RINGING = "alarm-clock-elapsed"  # 6 s of a ringing bell ("bell" itself lasts 0.14 s)
+FORMATS = {  # suffix: (container format, video codec, audio codec)
+    ".mp4": ("mp4", "libx264", "aac"),
+    ".webm": ("webm", "libvpx-vp9", "libopus"),
+    ".mkv": ("matroska", "libx264", "libopus"),
+    ".mov": ("mov", "libx264", "aac"),
+}
+
+
+def photo(name: str, size: tuple[int, int] = (96, 64)) -> np.ndarray:
+    """A scikit-image sample photo (astronaut, coffee, chelsea, rocket, camera ...) as RGB at `size`."""
+    from skimage import data
+
+    arr = getattr(data, name)()
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    return np.asarray(Image.fromarray(arr[:, :, :3]).resize(size, Image.Resampling.BILINEAR))
+
+
+def sound(name: str, rate: int = 48_000) -> np.ndarray:
+    """A Debian sound (e.g. "bell", "complete", "dialog-warning") as mono float32 at `rate`."""
+    import soundfile as sf
+    import soxr
+
+    path = SOUNDS / f"{name}.oga"
+    if not path.is_file():
+        pytest.skip(f"{path} is missing: apt-get install sound-theme-freedesktop (make test does)")
+    samples, sr = sf.read(path, dtype="float32", always_2d=True)
+    return soxr.resample(samples.mean(axis=1), sr, rate).astype(np.float32)
+
+
+def write_video(path: Path, scenes: Sequence[tuple[float, np.ndarray, np.ndarray | None]], fps: int = 10,
+                rate: int = 48_000, audio: bool = True, pix_fmt: str = "yuv420p", rotation: int | None = None,
+                options: dict | None = None) -> Path:
+    """scenes: (seconds, picture, sound or None for silence) one after another. The codecs follow the suffix."""
+    import av
+
+    fmt, vcodec, acodec = FORMATS[path.suffix.lower()]
+    h, w = scenes[0][1].shape[:2]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format=fmt) as out:
+        v = out.add_stream(vcodec, rate=fps, options=options or {})
+        v.width, v.height, v.pix_fmt = w, h, pix_fmt
+        if rotation is not None:
+            v.set_display_rotation(rotation)
+        a = None
+        if audio:
+            a = out.add_stream(acodec, rate=rate)
+            a.layout = "mono"
+        n = 0
+        track = []
+        for seconds, picture, clip in scenes:
+            frame_in = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            for _ in range(int(round(seconds * fps))):
+                f = frame_in.reformat(format=pix_fmt) if pix_fmt != "yuv420p" else frame_in
+                f.pts = n
+                n += 1
+                for p in v.encode(f):
+                    out.mux(p)
+            part = np.zeros(int(seconds * rate), np.float32)
+            if clip is not None:
+                part[: min(len(clip), len(part))] = clip[: len(part)]
+            track.append(part)
+        for p in v.encode():
+            out.mux(p)
+        if a is not None:
+            samples = np.concatenate(track)
+            step = a.codec_context.frame_size or 960
+            for s in range(0, len(samples), step):
+                chunk = samples[s:s + step]
+                af = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+                af.sample_rate, af.pts = rate, s
+                for p in a.encode(af):
+                    out.mux(p)
+            for p in a.encode():
+                out.mux(p)
+    return path
+
+
+def two_scenes(path: Path, first: str = "astronaut", second: str = "coffee",
+               noise: str = BELL_RINGING) -> Path:
+    """Seconds 0-4: the first photo in silence; 4-8: the second photo with a sound."""
+    return write_video(path, [(4.0, photo(first), None), (4.0, photo(second), sound(noise))])
+
+
+def rotate_mp4(data: bytes) -> bytes:
+    """The first track's display matrix (the video's) turned to 90 degrees clockwise, as phones write it."""
+    ident = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    turned = struct.pack(">9I", 0, 0x10000, 0, 0xFFFF0000, 0, 0, 0, 0, 0x40000000)
+    at = data.find(ident)
+    assert at > 0, "no display matrix found"
+    return data[:at] + turned + data[at + len(ident):]
