@@ -51,7 +51,7 @@ IMAGES = [
 SOUNDS = [
     Hostile("notes.wav", "not a readable audio file", "text"),
     Hostile("empty.wav", "empty file", "empty"),
-    Hostile("picture.wav", "not a readable audio file", "picture"),  # a PNG renamed .wav
+    Hostile("picture.wav", "no audio stream", "picture"),  # a PNG renamed .wav (PyAV opens it: no audio in it)
 ]
 HINTS = ("use a", "upload")  # every message says what to do
 

@@ -59,6 +59,11 @@ class Library:
         return [found[1] for name in self.table_names()
                 if (found := self._described(name)) is not None and found[0] == modality]
 
+    def forget_names(self) -> None:
+        """Another part of mmsearch created or dropped a table: list them afresh on the next ask."""
+        with self._lock:
+            self._names = None
+
     def tables(self, modality: str) -> list[SpaceTable]:
         """Every table of one modality that holds rows: what a query targeting it searches."""
         found = (self.table(modality, space) for space in self.spaces(modality))

@@ -37,10 +37,10 @@ class VideoTable(SpaceTable):
         prefix = root.rstrip("/") + "/"
         where = f"starts_with(file, {quote(prefix)}) OR file = {quote(root)}"
         rows: dict[str, ExistingRow] = {}
-        for batch in self._scan(["file", "size", "mtime_ns", "hash"], where):
+        for batch in self._scan(["file", "size", "mtime_ns"], where):
             cols = batch.to_pydict()
-            for f, s, m, h in zip(cols["file"], cols["size"], cols["mtime_ns"], cols["hash"]):
-                rows[f] = ExistingRow(s, m, h)
+            for f, s, m in zip(cols["file"], cols["size"], cols["mtime_ns"]):
+                rows[f] = ExistingRow(s, m)
         return rows
 
     def delete_paths(self, paths: Iterable[str]) -> int:

@@ -151,18 +151,21 @@ class Catalogs:
                 return CatalogTable(handle, space, spec), False
             return CatalogTable(handle, space, spec_of(handle.schema) or spec), True
         handle = self.library.db.create_table(name, schema=schema, exist_ok=True)
+        self.library.forget_names()  # the general search lists catalogs with the library's tables
         return CatalogTable(handle, space, spec), False
 
     def recreate(self, spec: CatalogSpec, space: EmbeddingSpace, vectors: str) -> CatalogTable:
         name = table_name(spec.name, vectors, space)
         self.library.db.drop_table(name, ignore_missing=True)
         handle = self.library.db.create_table(name, schema=catalog_schema(spec, space, vectors))
+        self.library.forget_names()
         return CatalogTable(handle, space, spec)
 
     def drop(self, catalog: str) -> int:
         tables = self.tables(catalog)
         for t in tables:
             self.library.db.drop_table(t.name)
+        self.library.forget_names()
         return len(tables)
 
 
