@@ -10,7 +10,6 @@ librosa itself is not used: its loader returns the whole file as one array.
 
 from __future__ import annotations
 
-import os
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from mmsearch.errors import BadMedia
+from mmsearch.media.checks import readable_size
 
 # What libsndfile reads here, and what only an audioread backend (ffmpeg, GStreamer) can decode.
 SNDFILE_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".au"})
@@ -122,12 +122,7 @@ def array_windows(samples: np.ndarray, sample_rate: int, rate: int, window_s: fl
 # -- decoding ---------------------------------------------------------------------------------------
 @contextmanager
 def _open(path: str) -> Iterator[_Source]:
-    try:
-        size = os.path.getsize(path)
-    except OSError as exc:
-        raise BadMedia(path, f"cannot read ({exc.strerror or exc})") from None
-    if size == 0:
-        raise BadMedia(path, "empty file (0 bytes)")
+    readable_size(path)
     import soundfile as sf
 
     try:

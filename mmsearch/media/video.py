@@ -13,7 +13,6 @@ file becomes BadMedia naming it and the reason.
 from __future__ import annotations
 
 import math
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from mmsearch.errors import BadMedia
+from mmsearch.media.checks import readable_size
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
 _CONTAINER_NAMES = {"mov,mp4,m4a,3gp,3g2,mj2": "MP4", "matroska,webm": "MKV", "avi": "AVI"}
@@ -135,12 +135,7 @@ def frame_at(path: str | Path, time_s: float, size: int = 512, budget_s: float =
 # -- opening ----------------------------------------------------------------------------------------
 @contextmanager
 def _opened(path: str, budget_s: float) -> Iterator[Any]:
-    try:
-        size = os.path.getsize(path)
-    except OSError as exc:
-        raise BadMedia(path, f"cannot read ({exc.strerror or exc})") from None
-    if size == 0:
-        raise BadMedia(path, "empty file (0 bytes)")
+    readable_size(path)
     import av
 
     try:

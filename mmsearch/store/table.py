@@ -310,8 +310,12 @@ class SpaceTable:
             self.upsert(rows_to_arrow(rows, self.table.schema, self.space.dim))
 
     def delete_paths(self, paths: Iterable[str]) -> int:
+        return self._delete_in("path", paths)
+
+    def _delete_in(self, column: str, values: Iterable[str]) -> int:
+        """Delete the rows whose column is one of values (in batches); how many values were given."""
         n = 0
-        for where in in_clauses("path", paths):
+        for where in in_clauses(column, values):
             n += where.count("', '") + 1
             self.table.delete(where)
             self._wrote()

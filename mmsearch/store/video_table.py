@@ -45,12 +45,7 @@ class VideoTable(SpaceTable):
 
     def delete_paths(self, paths: Iterable[str]) -> int:
         """Every moment of these files."""
-        n = 0
-        for where in in_clauses("file", paths):
-            n += where.count("', '") + 1
-            self.table.delete(where)
-            self._wrote()
-        return n
+        return self._delete_in("file", paths)
 
     def upsert_rows(self, rows: list[dict]) -> None:
         """The moments of each file given replace all its moments, in one commit: a file whose cuts moved
