@@ -29,7 +29,8 @@ def caption(hit: SearchResult) -> str:
     if hit.product:  # labelled as a product, with its price
         price = hit.product.get("price")
         shown = f" · {price:,.2f}" if isinstance(price, (int, float)) else (f" · {price}" if price else "")
-        return f"{hit.score:.3f} · product · {hit.product.get('title') or hit.product.get('product_id')}{shown}"
+        # title first: a gallery tile shows only the caption's start
+        return f"{hit.score:.3f} · {hit.product.get('title') or hit.product.get('product_id')}{shown} · product"
     return f"{hit.score:.3f} · {hit.name}"
 
 
