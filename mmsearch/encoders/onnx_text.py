@@ -44,12 +44,17 @@ def read_manifest(path: Path) -> dict:
     return manifest
 
 
-def find_text_export(folder: Path, space_id: str) -> Path | None:
-    """The manifest in `folder` whose tower and tokenizer files exist for this embedding space, newest first."""
+def newest_exports(folder: Path) -> list[Path]:
+    """The export manifests in `folder`, newest first."""
     folder = Path(folder)
     if not folder.is_dir():
-        return None
-    for path in sorted(folder.glob(f"*{MANIFEST_SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True):
+        return []
+    return sorted(folder.glob(f"*{MANIFEST_SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def find_text_export(folder: Path, space_id: str) -> Path | None:
+    """The manifest in `folder` whose tower and tokenizer files exist for this embedding space, newest first."""
+    for path in newest_exports(folder):
         try:
             manifest = read_manifest(path)
         except TextExportMissing:

@@ -12,7 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
 
-import lancedb
+from mmsearch.store import lazy_client
+
+lazy_client.defer()
+import lancedb  # noqa: E402  (after defer: see store/lazy_client.py)
 
 from mmsearch.encoders.base import EmbeddingSpace
 from mmsearch.errors import LibraryBusy, LibraryNotFound
