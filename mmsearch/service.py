@@ -183,6 +183,22 @@ class MMSearch:
             self.text_export_problem = str(exc)
             return None
 
+    def text_tower(self, encoder: Encoder) -> Encoder | None:
+        """The exported ONNX text tower of this encoder's space, for its text queries (settings.text_backend)."""
+        backend = self.settings.text_backend
+        if backend == "torch" or not encoder.supports("text"):
+            return None
+        if backend == "auto":
+            from mmsearch.encoders.device import pick_device
+
+            if pick_device(self.settings.device).type != "cpu":
+                return None  # a GPU's torch text tower is faster than ONNX Runtime on the CPU
+        from mmsearch.encoders.onnx_text import OnnxTextEncoder, find_text_export
+        from mmsearch.query.light import export_folder
+
+        manifest = find_text_export(export_folder(self.settings.models_dir), encoder.space.id)
+        return OnnxTextEncoder(manifest) if manifest is not None else None
+
     def maintain_index(self, background: bool = False) -> threading.Thread | list[str]:
         """Keyword and ANN indexes, under the library's writer lock; in the app this runs in the
         background and never blocks a search. Its outcome, failure included, is kept in
@@ -246,7 +262,8 @@ class MMSearch:
     def query(self, parts: Sequence[QueryPart], options: QueryOptions | None = None) -> Answer:
         projectors = list(self.projectors) + (self.bridge().projectors() if self.audio_encoders() else [])
         # Text goes through each encoder's front: an LRU cache per (space, text) and batching of concurrent calls.
-        engine = QueryEngine(self.scope(), fronted(self.encoders()), self.searcher.vectors, projectors)
+        engine = QueryEngine(self.scope(), fronted(self.encoders(), tower=self.text_tower), self.searcher.vectors,
+                             projectors)
         return engine.run(parts, options or QueryOptions(k=self.settings.default_k))
 
     # Every surface (CLI verbs, the web tabs, the JSON APIs) asks through query(): one path, one answer.

@@ -99,3 +99,21 @@ def test_light_engine_without_exports_takes_the_full_path(exported, tmp_path: Pa
     assert light_engine(settings.data_dir, tmp_path / "no-models", ["image"], settings.ann_threshold, parts) is None
     assert light_engine(settings.data_dir, settings.models_dir, ["image"], settings.ann_threshold,
                         [QueryPart("image", str(tmp_path / "pics" / "p0.png"))]) is None
+
+
+def test_a_long_running_service_embeds_text_queries_with_the_exported_tower(exported) -> None:
+    from mmsearch.encoders.onnx_text import OnnxTextEncoder
+    from mmsearch.query.textcache import front
+
+    settings, svc = exported
+    parts = [QueryPart("text", "a red square")]
+    options = QueryOptions(k=4, targets=["image"], hybrid=False)
+    answer = svc.query(parts, options)
+    tower = front(svc.encoder, tower=svc.text_tower).text_tower()
+    assert isinstance(tower, OnnxTextEncoder) and tower.loaded  # the service's text queries ran on ONNX
+    torch_svc = MMSearch(settings.model_copy(update={"text_backend": "torch"}))
+    assert torch_svc.text_tower(torch_svc.encoder) is None
+    by_torch = torch_svc.query(parts, options)
+    assert front(torch_svc.encoder, tower=torch_svc.text_tower).text_tower() is None
+    assert [h.result.path for h in answer.hits] == [h.result.path for h in by_torch.hits]
+    assert [h.score for h in answer.hits] == pytest.approx([h.score for h in by_torch.hits], abs=1e-4)

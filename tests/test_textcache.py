@@ -189,3 +189,40 @@ def test_front_stands_in_for_the_encoder(encoders, tmp_path):
 def test_bad_settings_are_refused(encoders):
     with pytest.raises(ValueError, match="max_queue"):
         TextFront(encoders[0], max_queue=0)
+
+
+class Counting(Encoder):
+    """A text tower of the inner encoder's space that counts what it is asked (stands for the ONNX export)."""
+
+    modalities = frozenset({"text"})
+    name = "counting"
+
+    def __init__(self, inner: Encoder) -> None:
+        super().__init__()
+        self.inner, self.asked = inner, []
+
+    @property
+    def space(self) -> EmbeddingSpace:
+        return self.inner.space
+
+    def _load(self) -> None: ...
+
+    def _unload(self) -> None: ...
+
+    def encode_text(self, texts):
+        self.asked.append(list(texts))
+        return self.inner.encode_text(texts)
+
+
+def test_text_goes_to_the_faster_tower_of_the_same_space_only(encoders):
+    a, b = encoders
+    tower = Counting(a)
+    fr = TextFront(a, tower=lambda inner: tower)
+    got = fr.encode_text(["a red bicycle", "a blue boat"])
+    assert tower.asked == [["a red bicycle", "a blue boat"]]
+    np.testing.assert_allclose(got, a.encode_text(["a red bicycle", "a blue boat"]), atol=SAME, rtol=0)
+    wrong = Counting(b)  # another space's tower must never answer for this encoder
+    fa = TextFront(a, tower=lambda inner: wrong)
+    vec = fa.encode_text(["a red bicycle"])
+    assert wrong.asked == [] and fa.text_tower() is None
+    np.testing.assert_allclose(vec, a.encode_text(["a red bicycle"]), atol=SAME, rtol=0)
