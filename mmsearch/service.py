@@ -197,7 +197,7 @@ class MMSearch:
         from mmsearch.query.light import export_folder
 
         manifest = find_text_export(export_folder(self.settings.models_dir), encoder.space.id)
-        return OnnxTextEncoder(manifest) if manifest is not None else None
+        return OnnxTextEncoder(manifest, spin=False) if manifest is not None else None
 
     def maintain_index(self, background: bool = False) -> threading.Thread | list[str]:
         """Keyword and ANN indexes, under the library's writer lock; in the app this runs in the

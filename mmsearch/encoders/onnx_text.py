@@ -80,7 +80,9 @@ class OnnxTextEncoder(Encoder):
     modalities = frozenset({"text"})
     name = "onnx-text"  # per instance: the exported space's encoder name
 
-    def __init__(self, manifest: Path, threads: int | None = None) -> None:
+    def __init__(self, manifest: Path, threads: int | None = None, spin: bool = True) -> None:
+        """spin=False: ONNX Runtime's idle threads sleep instead of spinning; for a server, where a spinning
+        pool takes the CPU that concurrent searches need (measured: 13.8 -> 11.1 answers/s with spinning)."""
         super().__init__()
         self.manifest_path = Path(manifest)
         self.manifest = read_manifest(self.manifest_path)
@@ -89,6 +91,7 @@ class OnnxTextEncoder(Encoder):
                                     f"index again to re-export them")
         self.name = self.manifest["space"]["encoder"]  # type: ignore[misc]
         self.threads = threads
+        self.spin = spin
         self._session: Any = None
         self._tokenizer: ClipBpeTokenizer | None = None
 
@@ -105,6 +108,8 @@ class OnnxTextEncoder(Encoder):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads or len(os.sched_getaffinity(0))
         opts.log_severity_level = 3
+        if not self.spin:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(folder / self.manifest["onnx"]), opts,
                                              providers=["CPUExecutionProvider"])
         self._tokenizer = ClipBpeTokenizer.from_config(folder, self.manifest["tokenizer"])
