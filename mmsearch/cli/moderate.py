@@ -120,7 +120,7 @@ def queue(ctx: click.Context, status: str | None, concept: str | None, plain: bo
     from mmsearch.workflows.review import ReviewQueue
 
     items = ReviewQueue(service(ctx).library()).items(status, concept)
-    emit_records([i.record() for i in items], plain, ["id", "status", "concept", "score", "path"])
+    emit_records([i.record() for i in items], plain, ["id", "status", "concept", "score", "moment", "file"])
 
 
 @moderate.command("decide")
