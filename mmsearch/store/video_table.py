@@ -38,6 +38,17 @@ def parse_moment(key: str) -> tuple[str, float, float] | None:
         return None
 
 
+def moment_fields(key: str, modality: str) -> dict:
+    """The moment a record's path names, as columns: file, start_s, end_s and a readable `moment`
+    ('0:04–0:08'); the path itself as file (and None for the rest) for photos and sounds."""
+    from mmsearch.media.timecode import span
+
+    found = parse_moment(key) if modality == "video" else None
+    if found is None:
+        return {"file": key, "start_s": None, "end_s": None, "moment": None}
+    return {"file": found[0], "start_s": found[1], "end_s": found[2], "moment": span(found[1], found[2])}
+
+
 def _num(x: float) -> str:
     return f"{x:.3f}".rstrip("0").rstrip(".") or "0"
 

@@ -22,10 +22,9 @@ from typing import Iterable, Sequence
 import pyarrow as pa
 
 from mmsearch.errors import MMSearchError
-from mmsearch.media.timecode import span
 from mmsearch.store.library import Library
 from mmsearch.store.sql import in_clauses, quote
-from mmsearch.store.video_table import parse_moment
+from mmsearch.store.video_table import moment_fields, parse_moment
 from mmsearch.workflows.moderation import Flag
 
 QUEUE_TABLE = "review_queue"
@@ -82,10 +81,7 @@ class QueueItem:
 
     def record(self) -> dict:
         out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
-        found = self.moment
-        out.update(file=self.file, start_s=found[1] if found else None, end_s=found[2] if found else None,
-                   moment=span(found[1], found[2]) if found else None)
-        return out
+        return {**out, **moment_fields(self.path, self.modality)}
 
 
 @dataclass
