@@ -177,6 +177,17 @@ def test_decoding_stops_at_the_time_budget(tmp_path):
         list(iter_frames(path, DecodeLimits(budget_s=0.0)))
 
 
+def test_the_budget_counts_decoding_not_the_time_the_model_holds_a_frame(tmp_path):
+    import time
+
+    path = write_video(tmp_path / "long.mp4", [(6.0, photo("rocket"), None)], audio=False)
+    frames = []
+    for frame in iter_frames(path, DecodeLimits(budget_s=1.0)):
+        frames.append(frame.time_s)
+        time.sleep(0.15)  # a slow model: 12 frames hold the decoder for ~1.8 s, more than its whole budget
+    assert len(frames) == 12
+
+
 def test_the_soundtrack_is_cut_at_the_moments(tmp_path):
     for suffix in (".mp4", ".webm"):
         path = two_scenes(tmp_path / f"clip{suffix}")

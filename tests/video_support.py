@@ -104,3 +104,48 @@ def rotate_mp4(data: bytes) -> bytes:
     at = data.find(ident)
     assert at > 0, "no display matrix found"
     return data[:at] + turned + data[at + len(ident):]
+
+
+def panning(path: Path, names: Sequence[str], seconds_each: float = 4.0, size: tuple[int, int] = (160, 96),
+            fps: int = 10, audio: bool = False) -> Path:
+    """A cut to each photo in turn, the camera panning slowly across it: every frame differs a little from the
+    last, so a copy must line up in time, not just share pictures."""
+    w, h = size
+    scenes = []
+    for name in names:
+        wide = photo(name, (int(w * 1.5), h))
+        steps = int(round(seconds_each * fps))
+        scenes += [(1.0 / fps, np.ascontiguousarray(wide[:, int(i * (wide.shape[1] - w) / steps):][:, :w]), None)
+                   for i in range(steps)]
+    return write_video(path, scenes, fps=fps, audio=audio)
+
+
+def reencode(src: Path, out: Path, scale: float = 1.0, trim_s: float = 0.0, codec: str | None = None,
+             bit_rate: int | None = None) -> Path:
+    """A re-upload of `src`: decoded and encoded again (the suffix's codec, or `codec`), optionally scaled and
+    with its first `trim_s` seconds cut off, timestamps starting again from 0."""
+    import fractions
+
+    import av
+
+    fmt, vcodec, _ = FORMATS[out.suffix.lower()]
+    with av.open(str(src)) as inp, av.open(str(out), "w", format=fmt) as dst:
+        vin = inp.streams.video[0]
+        rate = int(round(float(vin.average_rate or 10)))
+        v = dst.add_stream(codec or vcodec, rate=rate)
+        v.width, v.height = (int(vin.codec_context.width * scale) // 2 * 2, int(vin.codec_context.height * scale) // 2 * 2)
+        v.pix_fmt = "yuv420p"
+        if bit_rate:
+            v.bit_rate = bit_rate
+        n = 0
+        for frame in inp.decode(vin):
+            if frame.time is None or frame.time < trim_s - 1e-6:
+                continue
+            f = frame.reformat(width=v.width, height=v.height, format="yuv420p")
+            f.pts, f.time_base = n, fractions.Fraction(1, rate)
+            n += 1
+            for p in v.encode(f):
+                dst.mux(p)
+        for p in v.encode():
+            dst.mux(p)
+    return out

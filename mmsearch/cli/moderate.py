@@ -120,7 +120,7 @@ def queue(ctx: click.Context, status: str | None, concept: str | None, plain: bo
     from mmsearch.workflows.review import ReviewQueue
 
     items = ReviewQueue(service(ctx).library()).items(status, concept)
-    emit_records([i.record() for i in items], plain, ["id", "status", "concept", "score", "path"])
+    emit_records([i.record() for i in items], plain, ["id", "status", "concept", "score", "moment", "file"])
 
 
 @moderate.command("decide")
@@ -253,28 +253,43 @@ def dupes(ctx: click.Context, cut: int, plain: bool) -> None:
 
 
 @moderate.command("copies")
-@click.argument("image", type=click.Path(exists=True, dir_okay=False))
-@click.option("--cut", type=click.IntRange(0, 64), default=10, show_default=True, help="Most differing bits.")
+@click.argument("image", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
+@click.option("--cut", type=click.IntRange(0, 64), default=10, show_default=True,
+              help="Most differing bits (of a video's frames, for a video).")
 @click.option("--similarity", type=click.FloatRange(-1, 1), default=None,
-              help="Also embedding matches at or above this cosine (crops and heavier edits).")
+              help="Also embedding matches at or above this cosine (crops and heavier edits). Images only.")
+@click.option("--min-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="A video: the share of the clip's frames that must line up with a library video's.")
 @click.option("--queue", "to_queue", is_flag=True, help="Put the copies in the review queue.")
 @click.option("--plain", is_flag=True)
 @click.option("--export", "export_to", type=click.Path(path_type=Path))
 @click.pass_context
 @friendly
-def copies(ctx: click.Context, image: str, cut: int, similarity: float | None, to_queue: bool, plain: bool,
-           export_to: Path | None) -> None:
-    """All copies of a known-bad IMAGE in the library."""
-    from mmsearch.workflows.dupes import find_copies, hash_index
+def copies(ctx: click.Context, image: str, cut: int, similarity: float | None, min_share: float, to_queue: bool,
+           plain: bool, export_to: Path | None) -> None:
+    """All copies of a known-bad FILE in the library: an image (perceptual hash, optionally embeddings) or a
+    video clip (frame hashes lined up in time: re-encoded, resized and trimmed copies)."""
+    from mmsearch.media.video import supported_extensions as video_extensions
 
     svc = service(ctx)
-    found = find_copies(svc, hash_index(svc), image, cut, similarity)
-    emit_records([c.record() for c in found], plain, ["method", "distance", "similarity", "path"])
+    if Path(image).suffix.lower() in video_extensions():
+        from mmsearch.workflows.video_dupes import find_clip_copies
+
+        found = find_clip_copies(svc, image, cut, min_share)
+        columns = ["method", "score", "start_s", "end_s", "path"]
+        flags = [c.flag(Path(image).name, min_share) for c in found]
+    else:
+        from mmsearch.workflows.dupes import find_copies, hash_index
+
+        found = find_copies(svc, hash_index(svc), image, cut, similarity)
+        columns = ["method", "distance", "similarity", "path"]
+        flags = [c.flag(Path(image).name, cut) for c in found]
+    emit_records([c.record() for c in found], plain, columns)
     hand_off(found, export_to, None)
     if to_queue:
         from mmsearch.workflows.review import ReviewQueue
 
-        added = ReviewQueue(svc.library()).add([c.flag(Path(image).name, cut) for c in found], source="copies")
+        added = ReviewQueue(svc.library()).add(flags, source="copies")
         click.echo(f"{added.new} new in the review queue", err=True)
     if not found:
         sys.exit(1)

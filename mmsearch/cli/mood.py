@@ -1,4 +1,4 @@
-"""`mmsearch mood` (mood search across images and sounds) and `mmsearch board` (mood boards)."""
+"""`mmsearch mood` (mood search across images, sounds and videos) and `mmsearch board` (mood boards)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,10 @@ def _options(k: int, target: str):
 
 @click.command(cls=PartsCommand)
 @click.argument("moods", nargs=-1)
-@click.option("--like", "likes", multiple=True, help="An example file (image or sound). Repeatable.")
+@click.option("--like", "likes", multiple=True,
+              help="An example: an image, a sound, or a video moment (FILE@SECONDS). Repeatable.")
 @weight_option
-@click.option("--target", type=click.Choice(["images", "audio", "all"]), default="all", show_default=True)
+@click.option("--target", type=click.Choice(["images", "audio", "videos", "all"]), default="all", show_default=True)
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=12, show_default=True)
 @click.option("--list", "list_moods", is_flag=True, help="The mood vocabulary and each mood's prompts.")
 @click.option("--pin", help="Pin the results to this board.")
@@ -39,7 +40,7 @@ def _options(k: int, target: str):
 def mood(ctx: click.Context, moods: tuple[str, ...], likes: tuple[str, ...], weights: tuple[float, ...],
          target: str, k: int, list_moods: bool, pin: str | None, plain: bool, export_to: Path | None,
          copy_to: Path | None) -> None:
-    """Search images and sounds by mood ("melancholic", "2:calm morning"), optionally with examples.
+    """Search images, sounds and videos by mood ("melancholic", "2:calm morning"), optionally with examples.
 
     Mood names come from a fixed list (--list) with no colon in any name, so WEIGHT:MOOD is unambiguous.
     An example file is taken as written; weigh it with --weight W right after its --like.
@@ -48,6 +49,7 @@ def mood(ctx: click.Context, moods: tuple[str, ...], likes: tuple[str, ...], wei
     mmsearch mood tense
     mmsearch mood calm --like a.jpg --like b.jpg --like c.wav     # more like these, but calmer
     mmsearch mood calm --like a.jpg --weight 2
+    mmsearch mood calm --like party.mp4@12.5                      # a video moment: its picture and sound
     """
     from mmsearch.query.parts import part_from_cli
     from mmsearch.workflows.boards import Boards, modality_of
@@ -60,16 +62,19 @@ def mood(ctx: click.Context, moods: tuple[str, ...], likes: tuple[str, ...], wei
     if not moods and not likes:
         raise click.UsageError("name at least one mood (see --list) or give --like examples")
     svc = service(ctx)
+    search = MoodSearch.for_service(svc, with_bridge=bool(likes) and target != "images")
     examples = []
     for _, raw, weight in weighted_parts(ctx, {"likes": "image"}, weights, {"likes": likes}):
+        if modality_of(raw) == "video":
+            examples += search.moment_parts(_ref(raw), weight)
+            continue
         part = part_from_cli("image", raw, weight)
         examples.append(part_from_cli("audio", raw, weight) if modality_of(part.value) == "audio" else part)
-    search = MoodSearch.for_service(svc, with_bridge=bool(examples) and target != "images")
     answer = search.run(_moods(moods), examples, _options(k, target))
     emit_hits([h.to_dict() for h in answer.hits], plain, False, plain)
     hand_off(answer.hits, export_to, copy_to)
     if pin:
-        n = Boards(svc.library()).pin(pin, [h.result.path for h in answer.hits])
+        n = Boards(svc.library()).pin(pin, [h.result.moment or h.result.path for h in answer.hits])
         click.echo(f"pinned {n} to board {pin}", err=True)
 
 
@@ -78,16 +83,26 @@ def board() -> None:
     """Mood boards: pin files, list boards, more like a board, export a board."""
 
 
+def _ref(value: str) -> str:
+    """A file, FILE@SECONDS or a moment key, with the file's path made absolute (as the index holds it)."""
+    from mmsearch.store.video_table import parse_moment, split_at
+
+    found = parse_moment(value)
+    file = found[0] if found else split_at(value)[0]
+    return str(Path(file).expanduser().resolve()) + value[len(file):]
+
+
 @board.command("pin")
 @click.argument("name")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("paths", nargs=-1, required=True)
 @click.option("--note")
 @click.pass_context
 @friendly
 def board_pin(ctx: click.Context, name: str, paths: tuple[str, ...], note: str | None) -> None:
+    """Pin files to board NAME: images, sounds, or video moments (FILE@SECONDS; a video file: its first)."""
     from mmsearch.workflows.boards import Boards
 
-    n = Boards(service(ctx).library(create=True)).pin(name, [str(Path(p).resolve()) for p in paths], note)
+    n = Boards(service(ctx).library(create=True)).pin(name, [_ref(p) for p in paths], note)
     click.echo(f"pinned {n} to board {name}", err=True)
 
 
@@ -99,7 +114,7 @@ def board_pin(ctx: click.Context, name: str, paths: tuple[str, ...], note: str |
 def board_unpin(ctx: click.Context, name: str, paths: tuple[str, ...]) -> None:
     from mmsearch.workflows.boards import Boards
 
-    Boards(service(ctx).library()).unpin(name, [str(Path(p).resolve()) for p in paths])
+    Boards(service(ctx).library()).unpin(name, [_ref(p) for p in paths])
 
 
 @board.command("list")
@@ -126,7 +141,7 @@ def board_show(ctx: click.Context, name: str, plain: bool) -> None:
 @board.command("like")
 @click.argument("name")
 @click.option("--mood", "moods", multiple=True, help="Nudge by a mood too, e.g. calm or 0.5:tense.")
-@click.option("--target", type=click.Choice(["images", "audio", "all"]), default="all", show_default=True)
+@click.option("--target", type=click.Choice(["images", "audio", "videos", "all"]), default="all", show_default=True)
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=12, show_default=True)
 @click.option("--plain", is_flag=True)
 @click.option("--export", "export_to", type=click.Path(path_type=Path))

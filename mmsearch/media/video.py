@@ -84,7 +84,7 @@ def probe_video(path: str | Path, max_pixels: int = DecodeLimits.max_pixels) -> 
 def iter_frames(path: str | Path, limits: DecodeLimits = DecodeLimits()) -> Iterator[Frame]:
     """Small upright frames about every `step_s` seconds, in time order, decoded lazily."""
     path = str(path)
-    started = time.monotonic()
+    budget = _Budget(path, limits.budget_s)
     with _opened(path, limits.budget_s) as container:
         info = _info(path, container, limits.max_pixels)
         stream = container.streams.video[0]
@@ -92,12 +92,14 @@ def iter_frames(path: str | Path, limits: DecodeLimits = DecodeLimits()) -> Iter
         # Deblocking only smooths what the downscale throws away anyway; skipping it saves ~20% of H.264 time.
         stream.codec_context.options = {"skip_loop_filter": "all"}
         last = -math.inf
-        for frame in _sparse_frames(path, container, stream, limits, started):
+        for frame in _sparse_frames(path, container, stream, limits, budget):
             t = _frame_time(frame)
             if t is None or t < last + limits.step_s * 0.999:
                 continue
             last = t
-            yield Frame(t, _small(path, frame, info.rotation, limits))
+            small = Frame(t, _small(path, frame, info.rotation, limits))
+            with budget.paused():  # the caller's time with the frame (the model) is not decoding time
+                yield small
 
 
 def frame_at(path: str | Path, time_s: float, size: int = 512, budget_s: float = 30.0) -> Image.Image:
@@ -105,7 +107,7 @@ def frame_at(path: str | Path, time_s: float, size: int = 512, budget_s: float =
     it and decode forward to it."""
     path = str(path)
     limits = DecodeLimits(size=size, budget_s=budget_s)
-    started = time.monotonic()
+    budget = _Budget(path, budget_s)
     with _opened(path, budget_s) as container:
         info = _info(path, container, limits.max_pixels)
         stream = container.streams.video[0]
@@ -118,7 +120,7 @@ def frame_at(path: str | Path, time_s: float, size: int = 512, budget_s: float =
         best = None
         try:
             for packet in container.demux(stream):
-                _check_budget(path, started, limits.budget_s)
+                budget.check()
                 for frame in packet.decode():
                     t = _frame_time(frame)
                     if best is not None and t is not None and t > time_s + 1e-3:
@@ -210,7 +212,8 @@ def _rotation(stream: Any) -> int:
 
 
 # -- decoding ---------------------------------------------------------------------------------------
-def _sparse_frames(path: str, container: Any, stream: Any, limits: DecodeLimits, started: float) -> Iterator[Any]:
+def _sparse_frames(path: str, container: Any, stream: Any, limits: DecodeLimits, budget: "_Budget"
+                   ) -> Iterator[Any]:
     """Decoded frames, keyframes only where they come at most `max_gap_s` apart (module docstring)."""
     group: list[Any] = []  # packets since the last keyframe, while it is not yet known whether we need them
     dense = False  # decoding every packet of a long group
@@ -218,7 +221,7 @@ def _sparse_frames(path: str, container: Any, stream: Any, limits: DecodeLimits,
     decoded = 0
     try:
         for packet in container.demux(stream):
-            _check_budget(path, started, limits.budget_s)
+            budget.check()
             if packet.size == 0:
                 continue
             t = _packet_time(packet)
@@ -256,10 +259,26 @@ def _decode(stream: Any, packet: Any) -> Iterator[Any]:
         yield frame
 
 
-def _check_budget(path: str, started: float, budget_s: float) -> None:
-    if time.monotonic() - started > budget_s:
-        raise BadMedia(path, f"decoding took longer than {budget_s:g} s (MMSEARCH_VIDEO_BUDGET_S); "
-                             f"the file may be damaged")
+class _Budget:
+    """Seconds spent decoding one file, not counting the time a consumer holds a yielded frame: indexing a
+    two-hour film runs the model for longer than the budget, and that must not count as a stuck decoder."""
+
+    def __init__(self, path: str, seconds: float) -> None:
+        self.path, self.seconds = path, seconds
+        self.spent, self.since = 0.0, time.monotonic()
+
+    def check(self) -> None:
+        if self.spent + time.monotonic() - self.since > self.seconds:
+            raise BadMedia(self.path, f"decoding took longer than {self.seconds:g} s (MMSEARCH_VIDEO_BUDGET_S); "
+                                      f"the file may be damaged")
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        self.spent += time.monotonic() - self.since
+        try:
+            yield
+        finally:
+            self.since = time.monotonic()
 
 
 def _packet_time(packet: Any) -> float:

@@ -26,6 +26,29 @@ def moment_key(file: str, start_s: float, end_s: float) -> str:
     return f"{file}#t={_num(start_s)},{_num(end_s)}"
 
 
+def parse_moment(key: str) -> tuple[str, float, float] | None:
+    """'clip.mp4#t=4,8' -> ('clip.mp4', 4.0, 8.0); None for anything that is not a moment key."""
+    file, sep, span = key.rpartition("#t=")
+    start, comma, end = span.partition(",")
+    if not sep or not file or not comma:
+        return None
+    try:
+        return file, float(start), float(end)
+    except ValueError:
+        return None
+
+
+def moment_fields(key: str, modality: str) -> dict:
+    """The moment a record's path names, as columns: file, start_s, end_s and a readable `moment`
+    ('0:04–0:08'); the path itself as file (and None for the rest) for photos and sounds."""
+    from mmsearch.media.timecode import span
+
+    found = parse_moment(key) if modality == "video" else None
+    if found is None:
+        return {"file": key, "start_s": None, "end_s": None, "moment": None}
+    return {"file": found[0], "start_s": found[1], "end_s": found[2], "moment": span(found[1], found[2])}
+
+
 def _num(x: float) -> str:
     return f"{x:.3f}".rstrip("0").rstrip(".") or "0"
 
@@ -83,6 +106,15 @@ class VideoTable(SpaceTable):
         spans = [(r["start_s"], r["end_s"]) for b in self._scan(["start_s", "end_s"], f"file = {quote(file)}")
                  for r in b.to_pylist()]
         return sorted(spans)
+
+    def vectors_of_files(self, files: Iterable[str]) -> dict[str, list[np.ndarray]]:
+        """file -> the vectors of its moments."""
+        out: dict[str, list[np.ndarray]] = {}
+        for where in in_clauses("file", files):
+            for batch in self._scan(["file", "vector"], where):
+                for file, vec in zip(batch.column("file").to_pylist(), _vectors(batch.column("vector"))):
+                    out.setdefault(file, []).append(vec)
+        return out
 
     def files_with_sound(self) -> set[str]:
         """Files whose container has a soundtrack (`channels` > 0): the sound side indexes only these."""

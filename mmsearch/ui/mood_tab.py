@@ -15,12 +15,13 @@ from typing import Any, Callable
 import gradio as gr
 
 from mmsearch.query.engine import Answer, FusedHit
-from mmsearch.query.parts import QueryOptions, QueryPart
+from mmsearch.query.parts import QueryOptions
 from mmsearch.server.policy import WebPolicy
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly
 from mmsearch.ui.thumbs import Renditions
-from mmsearch.workflows.boards import Boards, contact_sheet, export_folder, modality_of, more_like_board
+from mmsearch.ui.videos import VideoRenditions, moment_caption
+from mmsearch.workflows.boards import Boards, contact_sheet, export_folder, more_like_board
 from mmsearch.workflows.export import export
 from mmsearch.workflows.mood import MOODS, MoodSearch
 
@@ -35,7 +36,8 @@ class Moody:
     ok: bool = True
 
     def gallery(self) -> list[tuple[str, str]]:
-        return [(t, f"{h.result.score:.3f} · {h.result.name}") for h, t in zip(self.hits, self.thumbs) if t]
+        return [(t, moment_caption(h.result) if h.result.modality == "video" else f"{h.result.score:.3f} · {h.result.name}")
+                for h, t in zip(self.hits, self.thumbs) if t]
 
     def table(self) -> list[list[Any]]:
         return [[i, h.result.modality, h.result.path, round(h.score, 4), h.explain()] for i, h in enumerate(self.hits, 1)]
@@ -46,18 +48,21 @@ class MoodActions:
                  policy: Callable[[], WebPolicy]) -> None:
         self.service = service
         self.renditions = renditions
+        self.videos = VideoRenditions(renditions.folder / "video")  # the folder the search page's player uses
         self._expose = expose
         self._policy = policy  # where the web app may copy files
 
     def _options(self, k: int, target: str) -> QueryOptions:
-        return QueryOptions(k=int(k), targets={"images": ("image",), "audio": ("audio",)}.get(target, ("image", "audio")))
+        targets = {"images": ("image",), "audio": ("audio",), "videos": ("video",)}
+        return QueryOptions(k=int(k), targets=targets.get(target, ("image", "audio", "video")))
 
     def search(self, moods: list[str], strength: float, examples: list[Any], target: str, k: int) -> Moody:
         try:
-            parts = [QueryPart("audio" if modality_of(str(e)) == "audio" else "image", e) for e in examples if e]
-            if not moods and not parts:
+            given = [str(e) for e in examples if e]
+            if not moods and not given:
                 return Moody(message="Pick a mood from the palette, or give an example.", ok=False)
-            search = MoodSearch.for_service(self.service, with_bridge=bool(parts) and target != "images")
+            search = MoodSearch.for_service(self.service, with_bridge=bool(given) and target != "images")
+            parts = [p for e in given for p in search.example(e)]  # a video: an indexed moment, FILE@SECONDS
             answer = search.run([(m, float(strength)) for m in moods], parts, self._options(k, target))
         except Exception as exc:  # noqa: BLE001 - the edge
             return Moody(message=friendly(exc), ok=False)
@@ -76,7 +81,8 @@ class MoodActions:
 
     def _shown(self, answer: Answer, what: str) -> Moody:
         self._expose([str(self.renditions.folder)])
-        thumbs = [self.renditions.get(h.result.path) if h.result.modality == "image" else None for h in answer.hits]
+        thumbs = [self.renditions.get(h.result.path) if h.result.modality == "image" else
+                  self.videos.thumb(h.result) if h.result.modality == "video" else None for h in answer.hits]
         return Moody(answer.hits, thumbs, f"{len(answer.hits)} results for {what}")
 
     def boards(self) -> list[str]:
@@ -128,7 +134,7 @@ def mood_tab(actions: MoodActions, default_k: int, private: dict) -> None:
                 examples = [gr.File(label=f"example {i + 1}", type="filepath", height=90, elem_id=f"mms-m-ex{i}")
                             for i in range(EXAMPLE_SLOTS)]
         with gr.Column(scale=1, min_width=240):
-            target = gr.Radio(["all", "images", "audio"], value="all", label="Search in")
+            target = gr.Radio(["all", "images", "audio", "videos"], value="all", label="Search in")
             k = gr.Slider(1, 100, value=default_k, step=1, label="Results (k)")
             run_btn = gr.Button("Search by mood", variant="primary", elem_id="mms-m-run")
     message = gr.Markdown("", elem_id="mms-m-message")
@@ -162,7 +168,8 @@ def mood_tab(actions: MoodActions, default_k: int, private: dict) -> None:
         return shown(actions.search(chosen or [], w, files, tgt, n))
 
     def pin(name: str | None, hits: list[FusedHit]) -> tuple:
-        note = actions.pin(name or "", [h.result.path for h in hits]) if hits else "⚠️ Search first, then pin."
+        note = actions.pin(name or "", [h.result.moment or h.result.path for h in hits]) if hits else \
+            "⚠️ Search first, then pin."  # a video is pinned as the moment that matched
         return note, gr.update(choices=actions.boards(), value=name)
 
     outs = [message, gallery, table, results]

@@ -16,17 +16,20 @@ import gradio as gr
 import pandas as pd
 
 from mmsearch.query.embed import load_query_image
+from mmsearch.search import SearchResult
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly
 from mmsearch.ui.thumbs import Renditions
 from mmsearch.ui.uploads import ImageUpload
+from mmsearch.ui.videos import VideoRenditions, player_html
 from mmsearch.workflows.dupes import clusters, copies_of, hash_index
 from mmsearch.workflows.export import export
 from mmsearch.workflows.moderation import (EXAMPLE_THRESHOLD, TEXT_THRESHOLD, Concept, Scanner, WatchList,
                                           calibrate_spaces, watchlist_path)
 from mmsearch.workflows.review import QueueItem, ReviewQueue
 
-QUEUE_HEADERS = ["id", "status", "concept", "score", "matched", "file", "decided by", "decided at", "note"]
+QUEUE_HEADERS = ["id", "status", "concept", "score", "moment", "matched", "file", "decided by", "decided at",
+                 "note"]
 CURVE_HEADERS = ["threshold", "precision", "recall", "f1", "tp", "fp", "fn"]
 
 
@@ -38,17 +41,24 @@ class Reviewed:
     ok: bool = True
 
     def table(self) -> list[list[Any]]:
-        return [[i.id, i.status, i.concept, round(i.score, 4), i.matched, i.path, i.decided_by or "",
-                 i.decided_at.strftime("%Y-%m-%d %H:%M") if i.decided_at else "", i.note or ""] for i in self.items]
+        return [[i.id, i.status, i.concept, round(i.score, 4), i.record()["moment"] or "", i.matched, i.file,
+                 i.decided_by or "", i.decided_at.strftime("%Y-%m-%d %H:%M") if i.decided_at else "",
+                 i.note or ""] for i in self.items]
+
+    def shown(self) -> list[QueueItem]:
+        """The items the gallery shows (those with a picture), in its order."""
+        return [i for i, t in zip(self.items, self.thumbs) if t]
 
     def gallery(self) -> list[tuple[str, str]]:
-        return [(t, f"{i.id} · {i.concept} · {i.status}") for i, t in zip(self.items, self.thumbs) if t]
+        return [(t, " · ".join(x for x in (i.id, i.concept, i.record()["moment"], i.status) if x))
+                for i, t in zip(self.items, self.thumbs) if t]
 
 
 class ReviewActions:
     def __init__(self, service: MMSearch, renditions: Renditions, expose: Callable[[list[str]], None]) -> None:
         self.service = service
         self.renditions = renditions
+        self.videos = VideoRenditions(renditions.folder / "video")  # the folder the search page's player uses
         self._expose = expose
 
     def _queue(self) -> ReviewQueue:
@@ -70,9 +80,38 @@ class ReviewActions:
         except Exception as exc:  # noqa: BLE001
             return Reviewed(message=friendly(exc), ok=False)
         self._expose([str(self.renditions.folder)])
-        thumbs = [self.renditions.get(i.path) if i.modality == "image" else None for i in items]
+        moments = self._moments(items)
+        thumbs = [self.renditions.get(i.path) if i.modality == "image" else
+                  self.videos.thumb(moments[i.path]) if i.path in moments else None for i in items]
         pending = sum(i.status == "pending" for i in items)
         return Reviewed(items, thumbs, f"{len(items)} item(s), {pending} pending")
+
+    def _moments(self, items: list[QueueItem]) -> dict[str, SearchResult]:
+        """A video item's flagged moment as a result (its frame, its range), from the picture side's row
+        where the moment has one (the thumbnail frame), else from the sound side's."""
+        keys = [i.path for i in items if i.modality == "video"]
+        found: dict[str, SearchResult] = {}
+        if not keys:
+            return found
+        library = self.service.library()
+        for table in library.tables("video"):
+            for key, row in table.rows_for_paths(keys).items():
+                if library.contains(row["file"]) and (key not in found or found[key].frame_s is None):
+                    found[key] = SearchResult.from_row(row, 0.0, "video")
+        return found
+
+    def player(self, item_id: str) -> str:
+        """A player opened at a video item's flagged moment ("" for photos and sounds, or when it cannot)."""
+        item = next((i for i in self._queue().items() if i.id == item_id), None)
+        if item is None or item.modality != "video":
+            return ""
+        hit = self._moments([item]).get(item.path)
+        if hit is None:
+            return ""
+        hit.score = item.score
+        self._expose([str(self.renditions.folder)])
+        clip = self.videos.clip(hit)
+        return player_html(clip, hit) if clip is not None else ""
 
     def decide(self, ids: str, decision: str, who: str, note: str) -> str:
         chosen = [i.strip() for i in (ids or "").replace(",", " ").split() if i.strip()]
@@ -215,6 +254,7 @@ def review_tab(actions: ReviewActions, private: dict) -> None:
     message = gr.Markdown("", elem_id="mms-r-message")
     gallery = gr.Gallery(show_label=False, columns=6, height="auto", allow_preview=False, object_fit="cover",
                          elem_id="mms-r-gallery")
+    player = gr.HTML("", elem_id="mms-r-player")  # a flagged video plays here from its moment
     table = gr.Dataframe(headers=QUEUE_HEADERS, value=[], interactive=False, wrap=True, elem_id="mms-r-table")
     with gr.Row(equal_height=True):
         ids = gr.Textbox(label="Item ids", placeholder="click an item, or type ids", scale=2, elem_id="mms-r-ids")
@@ -274,13 +314,14 @@ def review_tab(actions: ReviewActions, private: dict) -> None:
     def show(filter_: str, note_: str = "") -> tuple:
         r = actions.items(filter_)
         text = r.message if r.ok else f"⚠️ {r.message}"
-        return (f"{note_} · {text}" if note_ else text), r.gallery(), r.table(), [i.id for i in r.items]
+        return (f"{note_} · {text}" if note_ else text), r.gallery(), r.table(), [i.id for i in r.shown()]
 
     def scan(filter_: str) -> tuple:
         return show(filter_, actions.scan())
 
-    def pick(current: list[str], evt: gr.SelectData) -> str:
-        return current[evt.index] if current and evt.index is not None and evt.index < len(current) else ""
+    def pick(current: list[str], evt: gr.SelectData) -> tuple[str, str]:
+        chosen = current[evt.index] if current and evt.index is not None and evt.index < len(current) else ""
+        return chosen, actions.player(chosen) if chosen else ""
 
     def decider(decision: str):
         def run(ids_: str, who_: str, note_: str, filter_: str, request: gr.Request) -> tuple:
@@ -291,7 +332,7 @@ def review_tab(actions: ReviewActions, private: dict) -> None:
     listing = [message, gallery, table, shown]
     scan_btn.click(scan, status, listing, **private)
     reload_btn.click(show, status, listing, **private)
-    gallery.select(pick, shown, ids, **private)
+    gallery.select(pick, shown, [ids, player], **private)
     for btn, decision in ((approve, "approve"), (reject, "reject"), (escalate, "escalate")):
         btn.click(decider(decision), [ids, who, note, status], listing + [ids], **private)
     export_btn.click(actions.export, [what, fmt], download, **private)

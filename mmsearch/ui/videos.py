@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from mmsearch.errors import BadMedia
 from mmsearch.media.clips import clip_window, write_clip
+from mmsearch.media.timecode import clock
 from mmsearch.media.video import frame_at
 from mmsearch.search import SearchResult
 from mmsearch.ui.thumbs import THUMB_EDGE, write_atomically
@@ -80,10 +81,3 @@ def player_html(clip: tuple[str, float, float], hit: SearchResult) -> str:
 def moment_caption(hit: SearchResult) -> str:
     """'0.412 · party.mp4 · 0:04–0:08'."""
     return f"{hit.score:.3f} · {hit.name} · {clock(hit.start_s or 0.0)}–{clock(hit.end_s or 0.0)}"
-
-
-def clock(seconds: float) -> str:
-    m, s = divmod(float(seconds), 60)
-    h, m = divmod(int(m), 60)
-    sec = f"{s:04.1f}" if s % 1 else f"{int(s):02d}"
-    return f"{h}:{m:02d}:{sec}" if h else f"{m}:{sec}"

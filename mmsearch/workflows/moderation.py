@@ -11,6 +11,12 @@ numbers. A concept's `threshold` / `example_threshold` are the defaults for ever
 is calibrated; calibration measures each space on its own and stores its threshold under the space's id
 (`space_thresholds`), so a watch-list saved before per-space thresholds loads unchanged.
 
+Videos are scanned moment by moment: a video table's rows are moments (store/video_table.py), the picture
+side in the image model's space and the soundtrack in the audio model's, so image prompts and examples meet
+what a moment shows and sound prompts and examples what it sounds like. A video is one item of the queue per
+concept (a reviewer decides on the file), flagged at its moment with the largest margin over the threshold;
+the flag's path is that moment's key (`FILE#t=S,E`), so the queue and the page know where to play it.
+
 The watch-list is a JSON file in the library folder (people edit it, diff it, keep it in git); the flags
 and the decisions on them live in LanceDB (review.py).
 """
@@ -32,6 +38,7 @@ from mmsearch.query.embed import embed_part
 from mmsearch.query.parts import QueryPart
 from mmsearch.store.library import Library
 from mmsearch.store.table import SpaceTable
+from mmsearch.store.video_table import VideoTable
 
 WATCHLIST_FILE = "watchlist.json"
 TEXT_THRESHOLD = 0.25
@@ -142,6 +149,15 @@ class Flag:
     threshold: float
     matched: str  # the prompt or example that scored highest
     table: str
+    file: str = ""  # a video's file; its moment is `path` (FILE#t=S,E). Empty for photos and sounds.
+
+    @property
+    def item(self) -> str:
+        """What a reviewer decides on: the file (a video's moments are one item)."""
+        return self.file or self.path
+
+
+_SIDES = {"image": " (picture)", "audio": " (sound)"}  # which side of a video moment matched
 
 
 @dataclass
@@ -161,7 +177,7 @@ class Scanner:
 
     def tables(self) -> list[tuple[SpaceTable, Encoder]]:
         out = []
-        for modality in ("image", "audio"):
+        for modality in ("image", "audio", "video"):
             for space in self.library.spaces(modality):
                 table = self.library.table(modality, space)
                 enc = next((e for e in self.encoders if e.space == space), None)
@@ -169,8 +185,17 @@ class Scanner:
                     out.append((table, enc))
         return out
 
+    @staticmethod
+    def kind(table: SpaceTable, encoder: Encoder) -> str:
+        """What a table's vectors are of: a video table in an image model's space holds moments' pictures,
+        one in an audio model's space their soundtrack."""
+        if table.modality != "video":
+            return table.modality
+        return "image" if encoder.supports("image") else "audio"
+
     def probes(self, concepts: Iterable[Concept], encoder: Encoder, modality: str) -> list[_Probe]:
-        """The vectors a table of this modality is compared with: every prompt, every example it can embed."""
+        """The vectors a table of this kind (image or audio) is compared with: every prompt, every example
+        it can embed."""
         out = []
         space = encoder.space.id  # thresholds are per space: this table's cosines are its own numbers
         for c in concepts:
@@ -190,34 +215,43 @@ class Scanner:
             raise ModerationError("the watch-list is empty: add a concept first "
                                   "(`mmsearch moderate watch add knife --text 'a knife'`)")
         best: dict[tuple[str, str], Flag] = {}
+        moments: dict[tuple[str, str], set[str]] = {}  # a video's flagged moments, picture and sound together
         tables = self.tables()
         for n, (table, enc) in enumerate(tables, 1):
-            probes = self.probes(watchlist.concepts, enc, table.modality)
+            kind = self.kind(table, enc)
+            probes = self.probes(watchlist.concepts, enc, kind)
             if probes:
-                for flag in self._scan_table(table, probes):
-                    key = (flag.path, flag.concept)
+                for flag in self._scan_table(table, probes, kind):
+                    key = (flag.item, flag.concept)
+                    if flag.file:
+                        moments.setdefault(key, set()).add(flag.path)
                     if key not in best or flag.score - flag.threshold > best[key].score - best[key].threshold:
                         best[key] = flag
             if on_progress:
                 on_progress(n, len(tables))
+        for key, found in moments.items():
+            if len(found) > 1:
+                best[key].matched += f"; {len(found)} moments flagged"
         return sorted(best.values(), key=lambda f: (f.concept, -f.score))
 
     @staticmethod
-    def _scan_table(table: SpaceTable, probes: list[_Probe]) -> list[Flag]:
+    def _scan_table(table: SpaceTable, probes: list[_Probe], kind: str) -> list[Flag]:
         matrix = np.stack([p.vector for p in probes]).astype(np.float32)
         thresholds = np.array([p.threshold for p in probes], np.float32)
+        side = _SIDES[kind] if table.modality == "video" else ""
         flags = []
         for batch, vectors in table.iter_vectors():
             scores = vectors @ matrix.T  # (rows, probes)
             margin = scores - thresholds
             paths = batch.column("path").to_pylist()
+            files = batch.column("file").to_pylist() if table.modality == "video" else [""] * len(paths)
             for concept in dict.fromkeys(p.concept for p in probes):
                 cols = [i for i, p in enumerate(probes) if p.concept == concept]
                 pick = np.array(cols)[margin[:, cols].argmax(axis=1)]
                 for row in np.nonzero(margin[np.arange(len(paths)), pick] >= 0)[0]:
                     p = probes[pick[row]]
                     flags.append(Flag(paths[row], table.modality, concept, float(scores[row, pick[row]]),
-                                      p.threshold, p.label, table.name))
+                                      p.threshold, p.label + side, table.name, files[row] or ""))
         return flags
 
     def scores_by_space(self, concept: Concept, paths: Sequence[str], kind: str) -> dict[str, dict[str, float]]:
@@ -227,14 +261,14 @@ class Scanner:
                        concept.examples if kind == "examples" else [], -1.0, -1.0)
         out: dict[str, dict[str, float]] = {}
         for table, enc in self.tables():
-            probes = self.probes([only], enc, table.modality)
-            rows = table.rows_for_paths(paths, with_vector=True)
-            if not probes or not rows:
+            probes = self.probes([only], enc, self.kind(table, enc))
+            vectors = _labelled_vectors(table, paths)
+            if not probes or not vectors:
                 continue
             matrix = np.stack([p.vector for p in probes])
             mine = out.setdefault(enc.space.id, {})
-            for path, row in rows.items():  # tables of one space (images and sounds): one scale
-                score = float((np.asarray(row["vector"], np.float32) @ matrix.T).max())
+            for path, vecs in vectors.items():  # tables of one space (images and sounds): one scale
+                score = float((np.asarray(vecs, np.float32) @ matrix.T).max())
                 mine[path] = max(score, mine.get(path, -1.0))
         seen = {p for found in out.values() for p in found}
         missing = [p for p in paths if p not in seen]
@@ -256,6 +290,16 @@ class Scanner:
 
     def space_names(self) -> dict[str, str]:
         return {enc.space.id: enc.space.describe() for _, enc in self.tables()}
+
+
+def _labelled_vectors(table: SpaceTable, paths: Sequence[str]) -> dict[str, list]:
+    """path -> the stored vectors that stand for it: a file's own; a video moment's (its key, as the queue
+    holds it); every moment of a video named by its file (it scores as its best moment)."""
+    out = {p: [row["vector"]] for p, row in table.rows_for_paths(paths, with_vector=True).items()}
+    if isinstance(table, VideoTable):
+        for file, vecs in table.vectors_of_files([p for p in paths if p not in out]).items():
+            out[file] = vecs
+    return out
 
 
 # -- calibration ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Mood search across images and sounds: a curated vocabulary of moods, each expanded into several prompts
+"""Mood search across images, sounds and videos: a curated vocabulary of moods, each expanded into several prompts
 whose embeddings are averaged (prompt ensembling, as in CLIP's zero-shot classifiers: Radford et al. 2021,
 section 3.1.4), combinable with example files ("more like these three, but calmer").
 
@@ -138,6 +138,19 @@ class MoodSearch:
         if with_bridge and service.audio_encoders():
             projectors += service.bridge().projectors()  # example pictures -> sounds and back
         return cls(service.library(), service.encoders(), service.searcher.vectors, projectors)
+
+    def moment_parts(self, value: str, weight: float = 1.0) -> list[QueryPart]:
+        """A video moment as an example: its picture and its sound (workflows/moments.py)."""
+        from mmsearch.workflows.moments import moment_parts
+
+        return moment_parts(self.library, self.encoders, value, weight)  # type: ignore[arg-type]
+
+    def example(self, value: str, weight: float = 1.0) -> list[QueryPart]:
+        """An example file's parts: a photo, a sound, or a video moment (FILE@SECONDS)."""
+        from mmsearch.workflows.boards import modality_of
+
+        kind = modality_of(value)
+        return self.moment_parts(value, weight) if kind == "video" else [QueryPart(kind, value, weight)]
 
     def run(self, moods: Sequence[tuple[str, float]], examples: Sequence[QueryPart] = (),
             options: QueryOptions | None = None) -> Answer:

@@ -6,6 +6,10 @@ scan refreshes scores but never undoes a decision. `review_log` is append-only: 
 
 approve = the item is fine (the flag was wrong); reject = it breaks the rules; escalate = someone more
 senior decides. Calibration reads rejections as positives and approvals as negatives.
+
+A video is one item per concept (its id is the file's), and its `path` is the flagged moment's key,
+`FILE#t=S,E`: a re-scan that finds the concept at another moment moves the item there and keeps its
+decision. The moment needs no column of its own (a queue written before videos loads unchanged).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pyarrow as pa
 from mmsearch.errors import MMSearchError
 from mmsearch.store.library import Library
 from mmsearch.store.sql import in_clauses, quote
+from mmsearch.store.video_table import moment_fields, parse_moment
 from mmsearch.workflows.moderation import Flag
 
 QUEUE_TABLE = "review_queue"
@@ -65,8 +70,18 @@ class QueueItem:
     note: str | None
     flagged_at: datetime | None
 
+    @property
+    def moment(self) -> tuple[str, float, float] | None:
+        """(file, start, end) of a video's flagged moment; None for photos and sounds."""
+        return parse_moment(self.path) if self.modality == "video" else None
+
+    @property
+    def file(self) -> str:
+        return self.moment[0] if self.moment else self.path
+
     def record(self) -> dict:
-        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
+        out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
+        return {**out, **moment_fields(self.path, self.modality)}
 
 
 @dataclass
@@ -85,7 +100,7 @@ class ReviewQueue:
         """New flags join as pending; ones already queued get the new score and keep their decision."""
         flags = list(flags)
         now = datetime.now(timezone.utc)
-        ids = [item_id(f.path, f.concept) for f in flags]
+        ids = [item_id(f.item, f.concept) for f in flags]
         old = {r["id"]: r for r in self._rows(ids)}
         rows = []
         for i, f in zip(ids, flags):

@@ -1,0 +1,58 @@
+"""A video moment as an example (mood search, boards): what it shows and what it sounds like, as two query
+parts, so it reaches photos, sounds and videos alike.
+
+A moment is named as `FILE@SECONDS`, by its key `FILE#t=S,E`, or by a video file (its first moment), and
+must be indexed. Its picture part is the frame that stands for it (the thumbnail frame the indexer chose),
+embedded by the image model; its sound part is its soundtrack, embedded by the audio model, when the file
+has one and the library has an audio model. Each part gets the example's whole weight: the picture part
+ranks the picture-side tables (photos, videos' pictures) and the sound part the sound-side ones, so each
+kind of table sees the moment at the weight a photo or a sound example would have. (A stored-vector part
+would skip re-embedding one frame and a few seconds of sound, but reaches only the moment's own tables.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from mmsearch.encoders.base import Encoder
+from mmsearch.errors import BadQuery
+from mmsearch.media.audio import stream_spans
+from mmsearch.media.timecode import span
+from mmsearch.media.video import frame_at, supported_extensions
+from mmsearch.query.parts import QueryPart
+from mmsearch.store.library import Library
+from mmsearch.store.video_table import parse_moment, split_at
+
+FRAME_EDGE = 448  # the query frame: at least the image model's input size
+
+
+def names_video(value: str) -> bool:
+    """FILE@SECONDS, a moment key or a video file name."""
+    found = parse_moment(value)
+    file = found[0] if found else split_at(value)[0]
+    return Path(file).suffix.lower() in supported_extensions()
+
+
+def moment_row(library: Library, value: str) -> dict:
+    """The indexed moment `value` names, from the picture side where it is indexed (it has the frame)."""
+    rows = [row for table in library.tables("video") if (row := table.like_row(value)) is not None]
+    rows.sort(key=lambda r: r.get("frame_s") is None)
+    if not rows:
+        raise BadQuery(f"video {value} is not in the library; index its folder first (a moment is FILE@SECONDS)")
+    return rows[0]
+
+
+def moment_parts(library: Library, encoders: Sequence[Encoder], value: str, weight: float = 1.0) -> list[QueryPart]:
+    row = moment_row(library, value)
+    file, start, end = row["file"], float(row["start_s"]), float(row["end_s"])
+    label = f"moment:{Path(file).name}@{span(start, end)}"
+    parts = [QueryPart("image", frame_at(file, float(row.get("frame_s") or start), FRAME_EDGE), weight,
+                       label=f"{label} picture")]
+    hearing = next((e for e in encoders if e.supports("audio")), None)
+    if hearing is not None and (row.get("channels") or 0) > 0:
+        rate = hearing.audio_rate()
+        sound = next((samples for _, samples in stream_spans(file, rate, [(start, end)])), None)
+        if sound is not None and len(sound):
+            parts.append(QueryPart("audio", (sound, rate), weight, label=f"{label} sound"))
+    return parts

@@ -1,0 +1,84 @@
+"""Near-duplicate clips: re-uploads of a known-bad clip, written with PyAV as a re-upload would be (H.264 to
+VP9, half the size, a lower bitrate, the first seconds cut off, all at once), are found by their frame hashes
+lined up in time; a different video is not, with a wide gap either side of the threshold."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mmsearch.cli import cli
+from mmsearch.service import MMSearch
+from mmsearch.workflows.review import ReviewQueue
+from mmsearch.workflows.video_dupes import MIN_SHARE, VideoPrints, align, fingerprint, library_videos
+from tests.video_support import panning, reencode
+
+COPIES = {"vp9.webm": {}, "half.mp4": {"scale": 0.5}, "low-bitrate.mp4": {"bit_rate": 60_000},
+          "trimmed.mp4": {"trim_s": 3.0}, "all-three.webm": {"scale": 0.5, "trim_s": 2.3, "bit_rate": 80_000}}
+MARGIN = 0.3  # every copy scores this far above the threshold, every other video this far below
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    """The known-bad clip (outside the library), its re-uploads and two other videos (inside)."""
+    root = tmp_path_factory.mktemp("dupes")
+    clip = panning(root / "bad.mp4", ["astronaut", "coffee", "rocket"])
+    lib = root / "lib"
+    lib.mkdir()
+    out = {"clip": clip, **{name: reencode(clip, lib / name, **how) for name, how in COPIES.items()}}
+    out["other.mp4"] = panning(lib / "other.mp4", ["chelsea", "camera", "immunohistochemistry"])
+    out["one-shared-scene.mp4"] = panning(lib / "one-shared-scene.mp4", ["chelsea", "coffee", "camera"])
+    return out
+
+
+def test_copies_line_up_with_the_clip_and_other_videos_do_not(videos):
+    clip = fingerprint(str(videos["clip"]))
+    scores = {}
+    for name in [*COPIES, "other.mp4", "one-shared-scene.mp4"]:
+        found = align(clip, fingerprint(str(videos[name])))
+        scores[name] = found.score if found else 0.0
+        if name in ("trimmed.mp4", "all-three.webm"):  # the copy's second 0 is the clip's second 3 (2.3)
+            assert found.offset_s == pytest.approx(-COPIES[name]["trim_s"], abs=0.5)
+    assert min(scores[n] for n in COPIES) - MIN_SHARE > MARGIN, scores
+    assert MIN_SHARE - scores["other.mp4"] > MARGIN, scores
+    # One scene of three in common, at the same time: a third of the clip, not a copy of it.
+    assert scores["one-shared-scene.mp4"] == pytest.approx(1 / 3, abs=0.05)
+
+
+def test_moderate_copies_finds_the_reuploads_and_queues_where_they_are(videos, settings):
+    base = ["--data-dir", str(settings.data_dir), "--model", settings.model, "--pretrained", "", "--offline"]
+    env = {"MMSEARCH_MODELS_DIR": str(settings.models_dir), "MMSEARCH_NO_SERVER": "1"}
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0):
+        done = runner.invoke(cli, base + list(args), catch_exceptions=False, env=env)
+        assert done.exit_code == code, done.output
+        return done
+
+    run("index", "-q", str(videos["other.mp4"].parent))
+    found = [json.loads(line) for line in run("moderate", "copies", str(videos["clip"]), "--queue").stdout.splitlines()]
+    assert {Path(f["path"]).name for f in found} == set(COPIES)
+    assert all(f["modality"] == "video" and f["score"] >= MIN_SHARE + MARGIN for f in found)
+    trimmed = next(f for f in found if f["path"].endswith("trimmed.mp4"))
+    assert (trimmed["start_s"], trimmed["offset_s"]) == (0.0, pytest.approx(-3.0, abs=0.5))
+    queued = ReviewQueue(MMSearch(settings).library()).items()
+    assert {(q.modality, q.concept) for q in queued} == {("video", "copy of bad.mp4")} and len(queued) == len(COPIES)
+    assert all(q.moment is not None and Path(q.file).name in COPIES for q in queued)  # where in the video
+
+    # A clip none of whose pictures is in the library finds nothing (exit status 1, as for images).
+    unrelated = panning(videos["clip"].parent / "unrelated.mp4", ["hubble_deep_field", "retina", "moon"])
+    assert run("moderate", "copies", str(unrelated), code=1).stdout.strip() == ""
+
+
+def test_fingerprints_are_stored_by_content(videos, settings):
+    service = MMSearch(settings)
+    service.index([videos["other.mp4"].parent])
+    rows = library_videos(service)
+    first = VideoPrints(service.library()).index(rows)
+    again = VideoPrints(service.library()).index(rows)
+    assert (first.hashed, again.hashed) == (len(rows), 0) and len(rows) == len(COPIES) + 2
+    for a, b in zip(first.prints, again.prints):
+        assert (a.hashes == b.hashes).all() and (a.times == b.times).all()
