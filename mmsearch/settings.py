@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     ann_threshold: int = Field(default=150_000, ge=1)
     # The resident copy of each table's vectors (search/codecs.py). None: the library's stored choice (library.json,
     # set by `mmsearch index --vectors` or `mmsearch vectors`), else auto (float32, int8 or binary by table size).
-    vectors: Literal["auto", "float32", "float16", "int8", "binary"] | None = None
+    # "@DIMS" (int8@256) also cuts the resident copy to a Matryoshka length, for models trained for it.
+    vectors: str | None = Field(default=None, pattern=r"^(auto|float32|float16|int8|binary)(@[1-9][0-9]*)?$")
     vectors_rerank: int | None = Field(default=None, ge=1, le=1000)  # shortlist per result rescored in float32
     max_image_pixels: int = Field(default=178_956_970, ge=1)  # 2x Pillow's default bomb limit
     host: str = "127.0.0.1"

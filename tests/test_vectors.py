@@ -281,7 +281,7 @@ def test_changing_the_setting_reencodes_from_disk_without_embedding(tmp_path, mo
         assert [r["path"] for r, _ in vs.search(table, q, 10)] == want
         snap = vs.snapshot(table)
         seen.append((snap.setting, snap.codec.kind, snap.stats()["vector_bytes_per_item"]))
-    assert seen == [("auto", "float32", 256), ("int8", "int8", 64), ("binary", "binary", 8),
+    assert seen == [("auto", "float32", 256), ("int8", "int8", 64), ("binary", "binary", 16),
                     ("float16", "float16", 128), ("float32", "float32", 256)]
     assert json.loads((lib.data_dir / "library.json").read_text())["vectors"] == "float32"
     with pytest.raises(BadVectorSetting, match="vectors='int4'"):
@@ -320,7 +320,7 @@ def test_cli_vectors_sets_and_reports(settings, photo_dir):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     dim = int(json.loads(runner.invoke(cli, base + ["status", "--json", "--no-measure"], env=env).stdout)["tables"][0]["dim"])
-    assert out["setting"] == "binary" and out["tables"][0]["vector_bytes_per_item"] == (dim + 7) // 8
+    assert out["setting"] == "binary" and out["tables"][0]["vector_bytes_per_item"] == (dim + 63) // 64 * 8 + 8  # bits + centre, norms
     res = runner.invoke(cli, base + ["status"], env=env)
     assert "vectors: binary" in res.stdout and "bytes per item in memory" in res.stdout
     assert "recall@10 1.000 against float32 exact" in res.stdout
