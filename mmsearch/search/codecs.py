@@ -46,8 +46,8 @@ class BadVectorSetting(MMSearchError):
 def parse_setting(value: str) -> tuple[str, int | None]:
     """"int8" -> ("int8", None); "int8@256" -> ("int8", 256): the codec (or auto) and the Matryoshka length the
     resident copy keeps (None: every dimension)."""
-    kind, _, dims = str(value).partition("@")
-    if kind not in SETTINGS or (dims and not (dims.isdigit() and int(dims) > 0)):
+    kind, at, dims = str(value).partition("@")
+    if kind not in SETTINGS or (at and not (dims.isdigit() and int(dims) > 0)):
         raise BadVectorSetting(f"vectors={value!r}: use one of {', '.join(SETTINGS)}, optionally with @DIMS "
                                f"(e.g. int8@256) for a model trained for Matryoshka truncation")
     return kind, int(dims) if dims else None
@@ -80,7 +80,7 @@ def check_dims(table_name: str, space: "EmbeddingSpace", dims: int | None) -> No
     if not allowed:
         raise BadVectorSetting(
             f"table {table_name} holds {space.describe()} vectors, and that model was not trained for Matryoshka "
-            f"truncation: cutting them to {dims} dimensions would lose what the others carry. Leave out --dims "
+            f"truncation: cutting them to {dims} dimensions would discard what the other dimensions carry. Leave out --dims "
             f"(or use a compressed codec, e.g. --vectors int8)")
     if dims not in allowed:
         shown = ", ".join(map(str, allowed)) if len(allowed) <= 8 else f"1-{allowed[-1]}"
