@@ -131,7 +131,8 @@ def child(args: argparse.Namespace) -> None:
     vs = VectorSearch(10**12, setting=lambda t: args.kind)
     started = time.perf_counter()
     snap = vs.snapshot(table)
-    out = {"kind": args.kind, "load_s": round(time.perf_counter() - started, 1), "rss_before_mb": round(base_rss),
+    out = {"kind": args.kind, "load_s": round(time.perf_counter() - started, 1), "load_cpu_s": round(time.process_time(), 1),
+           "load_avg_after_load": [round(x, 2) for x in os.getloadavg()], "rss_before_mb": round(base_rss),
            "rss_after_load_mb": round(rss_mb()), "stats": snap.stats()}
 
     def run(n: int, rerank: int | None = None) -> tuple[list[float], float]:
@@ -150,7 +151,7 @@ def child(args: argparse.Namespace) -> None:
     out.update(query=pct(times), recall_at_10=recall)
     if args.kind != "float32":
         sweep = {}
-        for factor in ([4, 10, 20, 40] if args.kind in ("int8", "float16") else [10, 40, 100, 200]):
+        for factor in ([4, 10, 20, 40] if args.kind in ("int8", "float16") else [40, 100, 200, 400, 1000]):
             t, r = run(min(len(queries), 15), factor)
             sweep[str(factor)] = {"shortlist": factor * K, "recall_at_10": r, **pct(t)}
         out["rerank_sweep"] = sweep
@@ -159,6 +160,8 @@ def child(args: argparse.Namespace) -> None:
         out["commit"] = commit_cost(vs, table, queries)
     out["rss_end_mb"] = round(rss_mb())
     out["peak_rss_mb"] = round(rss_mb("VmHWM"))
+    out["rss_anon_end_mb"] = round(rss_mb("RssAnon"))
+    out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     index = vs._index(table)
     out["refreshes"] = {"full_loads": index.loads, "diffs": index.diffs}
     print("RESULT " + json.dumps(out), flush=True)
@@ -231,6 +234,7 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results.setdefault("sizes", {})
     results["machine"] = machine()
+    results["command"] = ".venv/bin/python bench/bench_vectors.py " + " ".join(sys.argv[1:])
     args.work.mkdir(parents=True, exist_ok=True)
     queries = sample(centres(), args.queries, np.random.default_rng(2))
     qfile = args.work / "queries.npy"

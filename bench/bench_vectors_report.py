@@ -25,18 +25,19 @@ def write_report(results: dict, md: Path, png: Path) -> None:
     lines = ["# Resident vectors: compressed codes, full-precision rerank, refresh by diff", "",
              f"Machine: {m.get('cores')} cores ({m.get('cpu')}), load {m.get('load_avg_1_5_15')} (shared with other "
              f"sessions), numpy {m.get('numpy')}, lancedb {m.get('lancedb')}, commit {m.get('commit')}, {m.get('when')}.",
-             "", "Command: `.venv/bin/python bench/bench_vectors.py --sizes 1000000 --commit-at 1000000 --queries 20`", "",
+             "", f"Command: `{results.get('command', '.venv/bin/python bench/bench_vectors.py --sizes 1000000 --commit-at 1000000 --queries 20')}`", "",
              "Each codec runs in a fresh process (the vector layer of a search server, no model loaded). Query: "
              "VectorSearch.search, k=10, one query at a time, one thread. Recall@10 against float32 exact computed by a "
              "streamed pass over the table.", ""]
     for size, entry in sorted(results["sizes"].items(), key=lambda kv: int(kv[0])):
         b = entry["build"]
         lines += [f"## {int(size):,} rows ({b['disk_bytes'] / 2**30:.1f} GB on disk, written in {b['write_s']} s)", "",
-                  "| codec | bytes/item resident | load s | RSS after load MB | peak RSS MB | p50 ms | p95 ms | recall@10 |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| codec | bytes/item resident | load s | RSS after load MB | peak RSS MB | p50 ms | p95 ms | recall@10 | load avg (1 min) after load / at end |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for kind, r in entry["kinds"].items():
+            loads = f"{r.get('load_avg_after_load', ['?'])[0]} / {r.get('load_avg_end', ['?'])[0]}"
             lines.append(f"| {kind} | {r['stats']['bytes_per_item']} | {r['load_s']} | {r['rss_after_load_mb']} | "
-                         f"{r['peak_rss_mb']} | {r['query']['p50_ms']} | {r['query']['p95_ms']} | {r['recall_at_10']} |")
+                         f"{r['peak_rss_mb']} | {r['query']['p50_ms']} | {r['query']['p95_ms']} | {r['recall_at_10']} | {loads} |")
         lines.append("")
         for kind, r in entry["kinds"].items():
             if "rerank_sweep" in r:
@@ -63,15 +64,24 @@ def write_report(results: dict, md: Path, png: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
     for size, entry in sorted(results["sizes"].items(), key=lambda kv: int(kv[0])):
         kinds = list(entry["kinds"])
         x = [f"{k}\n{int(size) // 1000}k" for k in kinds]
         axes[0].bar(x, [entry["kinds"][k]["query"]["p50_ms"] for k in kinds])
         axes[1].bar(x, [entry["kinds"][k]["recall_at_10"] for k in kinds])
         axes[2].bar(x, [entry["kinds"][k]["rss_after_load_mb"] for k in kinds])
-    for ax, title in zip(axes, ("query p50 (ms)", "recall@10 vs float32 exact", "RSS after load (MB)")):
+        for k in kinds:
+            sweep = entry["kinds"][k].get("rerank_sweep", {})
+            if sweep:
+                pts = sorted((v["shortlist"], v["recall_at_10"]) for v in sweep.values())
+                axes[3].plot(*zip(*pts), marker="o", label=f"{k} {int(size) // 1000}k")
+    for ax, title in zip(axes, ("query p50 (ms)", "recall@10 vs float32 exact", "RSS after load (MB)",
+                                "recall@10 by shortlist (rows rescored)")):
         ax.set_title(title)
-    axes[1].set_ylim(0.9, 1.0)
+    axes[1].set_ylim(0.5, 1.0)
+    axes[3].set_xscale("log")
+    axes[3].axhline(0.98, color="grey", linestyle=":")
+    axes[3].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(png, dpi=90)

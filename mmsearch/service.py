@@ -299,10 +299,20 @@ class MMSearch:
         """The resident codec setting searches use: this process's (flag/env), else the library's, else auto."""
         return self.settings.vectors or self.library().vector_setting
 
-    def set_vectors(self, value: str) -> None:
+    def set_vectors(self, value: str, create: bool = False) -> None:
         """Store the library's codec setting. Running searchers re-encode from the stored float32 vectors
-        within seconds (search/choice.py); nothing is embedded again."""
-        self.library().set_vector_setting(value)
+        within seconds (search/choice.py); nothing is embedded again. A Matryoshka length (int8@256) is
+        refused, naming the table, when one of the library's models was not trained for it."""
+        from mmsearch.search.codecs import check_dims, parse_setting
+
+        lib = self.library(create=create)
+        dims = parse_setting(value)[1]
+        for modality in ("image", "audio", "video"):
+            for space in lib.spaces(modality):
+                table = lib.table(modality, space)
+                if table is not None:
+                    check_dims(table.name, space, dims)
+        lib.set_vector_setting(value)
         self.settings.vectors = None if self.settings.vectors is None else value
 
     def vector_status(self, measure: bool = False) -> list[dict]:

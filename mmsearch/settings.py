@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, Mapping, get_args, get_origin
 
 from platformdirs import user_data_path
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mmsearch.defaults import DEFAULT_K, default_data_dir
@@ -42,7 +43,8 @@ class Settings(BaseSettings):
     ann_threshold: int = Field(default=150_000, ge=1)
     # The resident copy of each table's vectors (search/codecs.py). None: the library's stored choice (library.json,
     # set by `mmsearch index --vectors` or `mmsearch vectors`), else auto (float32, int8 or binary by table size).
-    vectors: Literal["auto", "float32", "float16", "int8", "binary"] | None = None
+    # "@DIMS" (int8@256) also cuts the resident copy to a Matryoshka length, for models trained for it.
+    vectors: str | None = None
     vectors_rerank: int | None = Field(default=None, ge=1, le=1000)  # shortlist per result rescored in float32
     max_image_pixels: int = Field(default=178_956_970, ge=1)  # 2x Pillow's default bomb limit
     host: str = "127.0.0.1"
@@ -119,6 +121,15 @@ class Settings(BaseSettings):
     @property
     def is_offline(self) -> bool:
         return self.offline or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+
+    @field_validator("vectors")
+    @classmethod
+    def _vector_setting(cls, value: str | None) -> str | None:
+        # The pattern of search/codecs.parse_setting, without importing it: the CLI's fast path stays numpy-free.
+        if value is not None and not re.fullmatch(r"(auto|float32|float16|int8|binary)(@[1-9][0-9]*)?", value):
+            raise ValueError(f"vectors={value!r}: use one of auto, float32, float16, int8, binary, optionally "
+                             f"with @DIMS (e.g. int8@256) for a model trained for Matryoshka truncation")
+        return value
 
 
 class BadSetting(MMSearchError):

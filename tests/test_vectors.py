@@ -281,7 +281,7 @@ def test_changing_the_setting_reencodes_from_disk_without_embedding(tmp_path, mo
         assert [r["path"] for r, _ in vs.search(table, q, 10)] == want
         snap = vs.snapshot(table)
         seen.append((snap.setting, snap.codec.kind, snap.stats()["vector_bytes_per_item"]))
-    assert seen == [("auto", "float32", 256), ("int8", "int8", 64), ("binary", "binary", 8),
+    assert seen == [("auto", "float32", 256), ("int8", "int8", 64), ("binary", "binary", 16),
                     ("float16", "float16", 128), ("float32", "float32", 256)]
     assert json.loads((lib.data_dir / "library.json").read_text())["vectors"] == "float32"
     with pytest.raises(BadVectorSetting, match="vectors='int4'"):
@@ -320,7 +320,7 @@ def test_cli_vectors_sets_and_reports(settings, photo_dir):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     dim = int(json.loads(runner.invoke(cli, base + ["status", "--json", "--no-measure"], env=env).stdout)["tables"][0]["dim"])
-    assert out["setting"] == "binary" and out["tables"][0]["vector_bytes_per_item"] == (dim + 7) // 8
+    assert out["setting"] == "binary" and out["tables"][0]["vector_bytes_per_item"] == (dim + 63) // 64 * 8 + 8  # bits + centre, norms
     res = runner.invoke(cli, base + ["status"], env=env)
     assert "vectors: binary" in res.stdout and "bytes per item in memory" in res.stdout
     assert "recall@10 1.000 against float32 exact" in res.stdout
@@ -338,3 +338,115 @@ def test_auto_and_retention_on_clustered_rows():
     assert measure(vectors, "binary", rerank=1).recall_at_10 < 0.9  # no shortlist: binary alone loses much
     codec = Codec.fit("int8", vectors)
     assert np.abs(codec.decode(codec.encode(vectors)) - vectors).max() <= codec.scale.max() / 2 + 1e-6
+
+
+# -- binary codes around centres ------------------------------------------------------------------
+def test_binary_codes_order_rows_inside_a_cluster():
+    """Rows of one tight cluster share their vector's sign bits; the codes around the centres still rank
+    them by cosine (what kept binary + rerank at 0.61 on clustered vectors was exactly this)."""
+    rng = np.random.default_rng(21)
+    centre = unit(rng.standard_normal(DIM))
+    rows_ = unit(centre + 0.35 * rng.standard_normal((2000, DIM)) / np.sqrt(DIM))
+    q = unit(centre + 0.35 * rng.standard_normal(DIM) / np.sqrt(DIM))
+    codec = Codec.fit("binary", rows_)
+    estimate = codec.scores(codec.encode(rows_), q[None])[:, 0]
+    exact = rows_ @ q
+    assert np.corrcoef(estimate, exact)[0, 1] > 0.6
+    signs = -np.count_nonzero((rows_ > 0) != (q > 0), axis=1)  # plain sign bits: mostly the centre's
+    assert np.corrcoef(signs, exact)[0, 1] < np.corrcoef(estimate, exact)[0, 1] - 0.2
+    top = set(np.argsort(-exact)[:10])
+    assert top <= set(np.argsort(-estimate)[:codec.rerank * 10].tolist())  # the default shortlist holds them
+
+
+def test_binary_codes_take_tiny_tables_and_odd_lengths():
+    for n, dim in ((1, 64), (5, 33), (300, 100)):
+        x = unit(np.random.default_rng(n).standard_normal((n, dim)))
+        codec = Codec.fit("binary", x)
+        codes = codec.encode(x)
+        assert codes.shape == (n, codec.bytes_per_vector) and codec.bytes_per_vector % 8 == 0
+        best = codec.scores(codes, x[:1])[:, 0]
+        assert np.argmax(best) == 0 or np.isclose(best.max(), best[0])  # a row is closest to itself
+
+
+# -- Matryoshka lengths ---------------------------------------------------------------------------
+MRL = EmbeddingSpace("jina-v4", "tiny-mrl", "w", DIM)  # the encoder name trained for truncation
+
+
+def mrl_rows(n: int, seed: int) -> np.ndarray:
+    """Leading 16 dims carry most of each vector, as a Matryoshka model's training puts it there."""
+    x = clustered(n, seed=seed)
+    x[:, 16:] *= 0.25
+    return unit(x)
+
+
+def test_setting_parses_lengths_and_refuses_bad_ones():
+    from mmsearch.search.codecs import parse_setting, with_dims
+
+    assert parse_setting("int8@256") == ("int8", 256) and parse_setting("auto") == ("auto", None)
+    assert with_dims("binary@128", None) == "binary@128" and with_dims("int8", 64) == "int8@64"
+    for bad in ("int8@", "int8@0", "int4@64", "int8@x", "@64"):
+        with pytest.raises(BadVectorSetting, match="@DIMS"):
+            parse_setting(bad)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_truncated_codes_return_the_exact_answer(tmp_path, kind):
+    vectors = mrl_rows(600, seed=22)
+    lib = Library(tmp_path / "lib")
+    table = lib.table("image", MRL, create=True)
+    table.upsert_rows([row(f"/lib/r{i:05d}.jpg", v) for i, v in enumerate(vectors)])
+    paths = [f"/lib/r{i:05d}.jpg" for i in range(600)]
+    vs = searcher(f"{kind}@16")
+    for seed in range(5):
+        q = unit(vectors[seed * 7] + 0.1 * np.random.default_rng(seed).standard_normal(DIM) / np.sqrt(DIM))
+        found = vs.search(table, q, 10)
+        assert [r["path"] for r, _ in found] == exact_top(vectors, paths, q, 10)
+        assert np.allclose([s for _, s in found], np.sort(vectors @ q)[::-1][:10], atol=1e-5)  # full-dim cosines
+    snap = vs.snapshot(table)
+    assert snap.codec.keep == 16 and not snap.codec.exact
+    assert snap.stats()["dims"] == 16 and snap.stats()["vector_bytes_per_item"] == Codec(kind, DIM, keep=16).bytes_per_vector
+    report = choice.table_report(table, f"{kind}@16", snap, measure=True)
+    assert report["dims"] == 16 and report["full_dims"] == DIM and report["retention"]["dims"] == 16
+
+
+def test_a_model_not_trained_for_truncation_keeps_every_dimension(tmp_path):
+    lib = Library(tmp_path / "lib")
+    table = table_of(lib, clustered(200, seed=23))  # SPACE: encoder "test", no Matryoshka training
+    snap = searcher("int8@16").snapshot(table)
+    assert snap.codec.keep is None and snap.stats()["dims"] == DIM
+    assert "not trained" in choice.table_report(table, "int8@16", snap)["dims_note"]
+
+
+def test_truncation_setting_reencodes_from_disk_and_refuses_other_models(settings, photo_dir, monkeypatch):
+    from mmsearch.service import MMSearch
+
+    monkeypatch.setattr(choice, "REREAD_S", 0.0)
+    svc = MMSearch(settings.model_copy(update={"audio": False}))
+    svc.index([photo_dir])
+    with pytest.raises(BadVectorSetting, match=r"table image__\S+ holds open-clip .* not trained for Matryoshka"):
+        svc.set_vectors("int8@16")
+    assert svc.library().vector_setting == "auto"  # nothing stored
+    lib = svc.library()
+    mrl = lib.table("image", MRL, create=True)
+    vectors = mrl_rows(50, seed=24)
+    mrl.upsert_rows([row(f"/lib/m{i:05d}.jpg", v) for i, v in enumerate(vectors)])
+    vs = VectorSearch(10**9, setting=LibraryVectors(lib))
+    q = vectors[3]
+    before = [r["path"] for r, _ in vs.search(mrl, q, 5)]
+    lib.set_vector_setting("binary@16")  # what `mmsearch vectors binary --dims 16` stores for a jina library
+    assert [r["path"] for r, _ in vs.search(mrl, q, 5)] == before
+    assert vs.snapshot(mrl).codec.keep == 16 and vs._index(mrl).loads == 2  # re-encoded from the stored rows
+
+
+def test_cli_dims_is_refused_for_clip_with_a_clear_message(settings, photo_dir):
+    from mmsearch.cli import cli
+
+    base = ["--data-dir", str(settings.data_dir), "--model", settings.model, "--pretrained", "", "--device", "cpu",
+            "--offline"]
+    env = {"MMSEARCH_MODELS_DIR": str(settings.models_dir), "MMSEARCH_AUDIO": "false"}
+    runner = CliRunner()
+    assert runner.invoke(cli, base + ["index", "-q", str(photo_dir)], env=env).exit_code == 0
+    res = runner.invoke(cli, base + ["vectors", "int8", "--dims", "16"], env=env)
+    assert res.exit_code != 0 and "not trained for Matryoshka truncation" in res.output
+    assert "Traceback" not in res.output
+    assert json.loads((settings.data_dir / "library.json").read_text()).get("vectors", "auto") == "auto"

@@ -151,6 +151,28 @@ def test_jina_v4_library_with_truncated_vectors_end_to_end(jina_dir, settings, p
     assert len(svc.search_text("a dog on the beach", k=3)) == 3
 
 
+def test_jina_v4_resident_matryoshka_cut_reembeds_nothing(jina_dir, settings, photo_dir, monkeypatch):
+    """`mmsearch vectors int8 --dims 32` on a Jina library: the resident copy keeps the first 32 of the stored
+    64 dims, searches still answer (rescored with every dimension), status says so; no image is embedded."""
+    from mmsearch.cli.vectors import describe
+    from mmsearch.search import choice
+
+    monkeypatch.setattr(choice, "REREAD_S", 0.0)
+    svc = _svc(settings, encoder="jina-v4", model=str(jina_dir), precision="fp32")
+    assert svc.index([photo_dir]).embedded == 7
+    full = int(svc.status()["tables"][0]["dim"])
+    before = [r.path for r in svc.search_text("a dog on the beach", k=7)]
+    calls = []
+    monkeypatch.setattr(svc.encoder, "encode_images", lambda *a, **k: calls.append(1))
+    svc.set_vectors("int8@32")
+    assert sorted(r.path for r in svc.search_text("a dog on the beach", k=7)) == sorted(before) and not calls
+    table = svc.searcher.table()
+    assert svc.searcher.vectors.snapshot(table).codec.keep == 32
+    report = svc.vector_status(measure=True)[0]
+    assert report["dims"] == 32 and report["full_dims"] == full and report["measured_in_memory"]
+    assert f"first 32 of {full} dims" in describe(report) and "first 32 dims against float32" in describe(report)
+
+
 def test_jina_v4_original_repo_needs_the_remote_code_opt_in(tmp_path):
     import json
 

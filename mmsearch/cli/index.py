@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import click
 
 from mmsearch.cli.common import friendly, service
+from mmsearch.cli.vectors import vector_setting
 
 
 @click.command()
@@ -19,6 +20,9 @@ from mmsearch.cli.common import friendly, service
 @click.option("--vectors", type=click.Choice(["auto", "float32", "float16", "int8", "binary"]), default=None,
               help="How searches hold this library's vectors in memory (stored with the library; default auto: "
                    "float32, int8 or binary by size). Also MMSEARCH_VECTORS and `mmsearch vectors`.")
+@click.option("--dims", type=click.IntRange(min=1), default=None,
+              help="With a Matryoshka-trained model (jina-v4: 128, 256, 512, 1024): keep only the first DIMS "
+                   "dimensions in memory; the full vectors on disk rescore. Refused for other models.")
 @click.option("--id-column", help="Product catalogs: the column that identifies a product (re-indexing updates by it).")
 @click.option("--catalog-name", help="Product catalogs: the catalog's name (default: the file name).")
 @click.option("--image-column", help="Product catalogs: the column with each product's image path.")
@@ -27,7 +31,7 @@ from mmsearch.cli.common import friendly, service
 @click.pass_context
 @friendly
 def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool, verbose: bool, ocr: bool | None,
-          vectors: str | None, **catalog: str | None) -> None:
+          vectors: str | None, dims: int | None, **catalog: str | None) -> None:
     """Index (or update) the images and sounds under PATHS, or product catalogs (.csv, .jsonl, .parquet).
 
     Skipped files are summed up one line per cause, with what to do; the full list goes to
@@ -39,8 +43,8 @@ def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool, verbose: boo
     svc = service(ctx)
     if ocr is not None:
         svc.settings.ocr = ocr
-    if vectors or svc.settings.vectors:  # the flag, or MMSEARCH_VECTORS: stored with the library for every search
-        svc.library(create=True).set_vector_setting(vectors or svc.settings.vectors)
+    if vectors or dims or svc.settings.vectors:  # the flags, or MMSEARCH_VECTORS: stored for every search
+        svc.set_vectors(vector_setting(svc, vectors, dims), create=True)
     with library_noise() as noise:
         paths = index_catalogs(svc, paths, catalog, verbose)
         if not paths:

@@ -31,12 +31,13 @@ from mmsearch.encoders.base import EmbeddingSpace, l2_normalize
 from mmsearch.encoders.device import HubEncoder
 from mmsearch.encoders.hf_aux import download_repo
 from mmsearch.encoders.hf_weights import WEIGHT_FILES, HFFolder
+from mmsearch.encoders.matryoshka import TRAINED
 from mmsearch.encoders.registry import register
 from mmsearch.errors import MMSearchError, UnknownModel, WeightsNotFound
 
 DEFAULT_JINA = "jinaai/jina-embeddings-v4-vllm-retrieval"
 REMOTE_JINA = "jinaai/jina-embeddings-v4"
-MATRYOSHKA_DIMS = (128, 256, 512, 1024, 2048)
+MATRYOSHKA_DIMS = TRAINED["jina-v4"]
 IMAGE_PROMPT = "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Describe the image.<|im_end|>\n"
 
 

@@ -42,21 +42,25 @@ def table_report(table: SpaceTable, setting: str, snapshot: object | None = None
                  measure: bool = False, max_rows: int = 50_000) -> dict:
     """What `mmsearch status` / `mmsearch vectors` say of one table: the codec, its bytes per item and, when
     measure, its recall@10 against float32 exact on the table's own rows (search/retention.py)."""
-    from mmsearch.search.codecs import Codec, auto_kind
-    from mmsearch.search.resident import META_ROWS
+    from mmsearch.search.codecs import Codec, parse_setting
+    from mmsearch.search.resident import META_ROWS, ResidentIndex
     from mmsearch.search.retention import table_retention
 
     rows = table.count()
-    kind = auto_kind(rows, table.space.dim) if setting == "auto" else setting
-    codec = Codec(kind, table.space.dim)
+    kind, keep = ResidentIndex._codec_of(table, setting, rows)
+    codec = Codec(kind, table.space.dim, keep=keep)
+    asked = parse_setting(setting)[1]
     out = {"table": table.name, "setting": setting, "vectors": kind, "rows": rows,
+           "dims": codec.kept_dim, "full_dims": table.space.dim,
            "vector_bytes_per_item": codec.bytes_per_vector,
            "bytes_per_item": codec.bytes_per_vector + RESIDENT_OVERHEAD, "measured_in_memory": False,
            "metadata_resident": rows <= META_ROWS}
+    if asked and keep is None and asked < table.space.dim:
+        out["dims_note"] = "every dimension: this model was not trained for Matryoshka truncation"
     stats = snapshot.stats() if snapshot is not None else None  # type: ignore[attr-defined]
-    if stats and stats["vectors"] == kind:
+    if stats and stats["vectors"] == kind and stats.get("dims") == codec.kept_dim:
         out.update(bytes_per_item=stats["bytes_per_item"], metadata_resident=stats["metadata_resident"],
                    measured_in_memory=True)
     if measure:
-        out["retention"] = table_retention(table, kind, rerank, max_rows=max_rows).to_dict()
+        out["retention"] = table_retention(table, kind, rerank, max_rows=max_rows, keep=keep).to_dict()
     return out

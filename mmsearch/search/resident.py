@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from mmsearch.query.filters import Filters
-from mmsearch.search.codecs import Codec, auto_kind
+from mmsearch.search.codecs import Codec, auto_kind, parse_setting, table_dims
 from mmsearch.store.pinned import ROW_ID, PinnedVersion
 from mmsearch.store.table import SpaceTable, _vectors
 
@@ -144,7 +144,7 @@ class Snapshot:
 
     def stats(self) -> dict:
         rows = sum(len(s) for s in self.segments)
-        return {"vectors": self.codec.kind, "setting": self.setting, "rows": self.rows, "version": self.version,
+        return {"vectors": self.codec.kind, "setting": self.setting, "dims": self.codec.kept_dim, "rows": self.rows, "version": self.version,
                 "segments": len(self.segments), "resident_bytes": self.nbytes,
                 "bytes_per_item": round(self.nbytes / rows, 1) if rows else 0.0,
                 "vector_bytes_per_item": self.codec.bytes_per_vector,
@@ -350,17 +350,22 @@ class ResidentIndex:
     def _fresh(self, snap: Snapshot, table: SpaceTable) -> bool:
         version, digest = table.identity
         return version == snap.version and digest == snap.digest and \
-            self.setting(table) == snap.setting and self._kind(table, snap.setting) == snap.codec.kind
+            self.setting(table) == snap.setting and self._codec_of(table, snap.setting) == _codec_key(snap.codec)
 
-    def _kind(self, table: SpaceTable, setting: str) -> str:
-        return auto_kind(table.count(), table.space.dim) if setting == "auto" else setting
+    @staticmethod
+    def _codec_of(table: SpaceTable, setting: str, rows: int | None = None) -> tuple[str, int | None]:
+        """The codec kind and Matryoshka length a setting means for this table (auto picks by size)."""
+        kind, dims = parse_setting(setting)
+        if kind == "auto":
+            kind = auto_kind(table.count() if rows is None else rows, table.space.dim)
+        return kind, table_dims(table.space, dims)
 
     def _continues(self, snap: Snapshot, table: SpaceTable) -> bool:
         """The table is a later version of the snapshot's own table, and the codec is still the one wanted."""
         version, _ = table.identity
         setting = self.setting(table)
         return (snap.digest is not None and version > snap.version
-                and setting == snap.setting and self._kind(table, setting) == snap.codec.kind
+                and setting == snap.setting and self._codec_of(table, setting) == _codec_key(snap.codec)
                 and table.manifest_digest(snap.version) == snap.digest)
 
     # -- building -------------------------------------------------------------------------------
@@ -369,14 +374,14 @@ class ResidentIndex:
         pinned = PinnedVersion(table, version)
         setting = self.setting(table)
         n = pinned.count()
-        kind = auto_kind(n, table.space.dim) if setting == "auto" else setting
+        kind, keep = self._codec_of(table, setting, n)
         with_meta = n <= self.meta_rows
-        segment, codec = self._read(pinned, table, None, None, n, kind, with_meta)
+        segment, codec = self._read(pinned, table, None, None, n, (kind, keep), with_meta)
         segments = (segment,) if segment is not None and len(segment) else ()
         return Snapshot(table, pinned, digest, setting, codec, segments, tuple(table.meta_columns))
 
     def _read(self, pinned: PinnedVersion, table: SpaceTable, after: int | None, codec: Codec | None,
-              expect: int, kind: str, with_meta: bool) -> tuple[Segment | None, Codec]:
+              expect: int, kind: tuple[str, int | None], with_meta: bool) -> tuple[Segment | None, Codec]:
         """The rows above row id `after` as one segment, encoded with codec (fitted on the first batch if None).
         Codes go into one array sized up front: a 10M-row table is never held twice."""
         columns = list(table.meta_columns if with_meta else ["path"]) + ["vector"]
@@ -386,7 +391,7 @@ class ResidentIndex:
         for batch in pinned.rows_after(after, columns):
             vecs = _vectors(batch.column(batch.schema.get_field_index("vector")))
             if codec is None:
-                codec = Codec.fit(kind, vecs)
+                codec = Codec.fit(kind[0], vecs, kind[1])
             enc = codec.encode(vecs)
             if codes is None or pos + len(enc) > len(codes):
                 size = max(expect, pos + len(enc), 2 * len(codes) if codes is not None else 0)
@@ -400,7 +405,7 @@ class ResidentIndex:
                 metas.append(batch.select(list(table.meta_columns)))
             pos += len(enc)
         if codec is None:
-            codec = Codec.fit(kind, np.zeros((0, table.space.dim), np.float32))
+            codec = Codec.fit(kind[0], np.zeros((0, table.space.dim), np.float32), kind[1])
         if codes is None or pos == 0:
             return None, codec
         meta = pa.Table.from_batches(metas) if with_meta else None
@@ -411,7 +416,7 @@ class ResidentIndex:
         version, digest = table.identity
         pinned = PinnedVersion(table, version)
         with_meta = snap.resident_meta and (snap.rows < self.meta_rows)
-        new, _ = self._read(pinned, table, snap.max_row_id, snap.codec, 0, snap.codec.kind, with_meta)
+        new, _ = self._read(pinned, table, snap.max_row_id, snap.codec, 0, _codec_key(snap.codec), with_meta)
         segments = [s if with_meta or s.meta is None else replace(s, meta=None) for s in snap.segments]
         if new is not None:  # an upsert deleted the older row of each path it wrote again
             for i, seg in enumerate(segments):
@@ -431,6 +436,10 @@ class ResidentIndex:
         if new is not None:
             segments.append(new)
         return Snapshot(table, pinned, digest, snap.setting, snap.codec, _merged(segments), snap.meta_columns)
+
+
+def _codec_key(codec: Codec) -> tuple[str, int | None]:
+    return codec.kind, codec.keep
 
 
 def _grow(arr: np.ndarray | None, shape: tuple, dtype: np.dtype, used: int) -> np.ndarray:

@@ -27,13 +27,15 @@ class Retention:
     rows: int  # rows searched
     table_rows: int
     shortlist: int  # rows rescored in full precision per query
+    dims: int | None = None  # the Matryoshka length the codes keep (None: every dimension)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
         over = f"{self.rows:,} rows" if self.rows == self.table_rows else f"a sample of {self.rows:,} of {self.table_rows:,} rows"
-        return (f"recall@10 {self.recall_at_10:.3f} against float32 exact ({self.queries} of its rows as queries "
+        cut = f", first {self.dims} dims" if self.dims else ""
+        return (f"recall@10 {self.recall_at_10:.3f}{cut} against float32 exact ({self.queries} of its rows as queries "
                 f"over {over}, shortlist {self.shortlist})")
 
 
@@ -52,15 +54,15 @@ def sample_vectors(table: SpaceTable, max_rows: int) -> tuple[np.ndarray, int]:
 
 
 def measure(matrix: np.ndarray, kind: str, rerank: int | None = None, queries: int = 30, seed: int = 0,
-            table_rows: int | None = None) -> Retention:
-    """recall@10 of kind with its shortlist + float32 rescoring, against float32 exact, on these rows."""
+            table_rows: int | None = None, keep: int | None = None) -> Retention:
+    """recall@10 of kind (cut to keep dims) with its shortlist + float32 rescoring, against float32 exact."""
     n = len(matrix)
-    codec = Codec.fit(kind, matrix)
+    codec = Codec.fit(kind, matrix, keep)
     factor = 1 if codec.exact else (rerank or codec.rerank)
     shortlist = min(n - 1, K * factor)
     picks = np.random.default_rng(seed).choice(n, size=min(queries, n), replace=False) if n > K else np.zeros(0, int)
     if len(picks) == 0:
-        return Retention(kind, 1.0, 0, n, table_rows or n, shortlist)
+        return Retention(kind, 1.0, 0, n, table_rows or n, shortlist, codec.keep)
     q = matrix[picks]
     exact = matrix @ q.T
     approx = codec.scores(codec.encode(matrix), q)
@@ -72,10 +74,10 @@ def measure(matrix: np.ndarray, kind: str, rerank: int | None = None, queries: i
         cand = cand[cand != own]
         top = cand[np.argsort(-(matrix[cand] @ q[j]), kind="stable")[:K]]
         recalls.append(len(truth & set(top.tolist())) / K)
-    return Retention(kind, round(float(np.mean(recalls)), 4), len(picks), n, table_rows or n, shortlist)
+    return Retention(kind, round(float(np.mean(recalls)), 4), len(picks), n, table_rows or n, shortlist, codec.keep)
 
 
 def table_retention(table: SpaceTable, kind: str, rerank: int | None = None, queries: int = 30,
-                    max_rows: int = 50_000) -> Retention:
+                    max_rows: int = 50_000, keep: int | None = None) -> Retention:
     matrix, rows = sample_vectors(table, max_rows)
-    return measure(matrix, kind, rerank, queries, table_rows=rows)
+    return measure(matrix, kind, rerank, queries, table_rows=rows, keep=keep)
