@@ -1,7 +1,7 @@
 """Memory of one indexing process along the run, over mixed large media (issue 14, part 4).
 
-Mixed files: 12 MP JPEGs (4000x3000), large RGBA PNGs (3000x2000 with a soft alpha), animated GIFs
-(800x600, 6 frames), in the ratio 6:3:1. A few base images per kind are drawn once; every file is a base
+Mixed files made from skimage.data photographs: 12 MP JPEGs (4000x3000), large RGBA PNGs (3000x2000 with a
+soft alpha), animated GIFs (800x600, 6 frames), in the ratio 6:3:1. A few base images per kind are drawn once; every file is a base
 image with 16 distinct bytes appended after its end marker (decoders ignore them), so every file has its own
 content hash (the indexer would otherwise reuse vectors instead of decoding) and decodes like its base.
 
@@ -32,31 +32,45 @@ KINDS = (("jpg", 6), ("png", 3), ("gif", 1))
 BASES = 4  # base images per kind
 
 
+PICTURES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina", "immunohistochemistry")
+
+
+def _picture(index: int, size: tuple[int, int]):
+    """A real photograph from skimage.data (bundled with scikit-image: nothing is downloaded), resized."""
+    import skimage.data
+    from PIL import Image
+
+    name = PICTURES[index % len(PICTURES)]
+    return Image.fromarray(getattr(skimage.data, name)()[..., :3]).convert("RGB").resize(size, Image.BICUBIC)
+
+
 def _base(kind: str, seed: int) -> bytes:
     import numpy as np
     from PIL import Image
 
-    from photos import make_photo
-
     rng = np.random.default_rng(seed)
     out = io.BytesIO()
-    if kind == "jpg":
-        make_photo(seed).resize((4000, 3000), Image.BICUBIC).save(out, "JPEG", quality=85)
-    elif kind == "png":
-        rgb = make_photo(seed, (750, 500)).resize((3000, 2000), Image.BICUBIC)
+    if kind == "jpg":  # 12 MP, like a phone photo
+        _picture(seed, (4000, 3000)).save(out, "JPEG", quality=85)
+    elif kind == "png":  # a large RGBA PNG with a soft alpha
+        rgba = _picture(seed + 1, (3000, 2000)).convert("RGBA")
         yy, xx = np.mgrid[0:2000, 0:3000]
         alpha = (255 * (0.5 + 0.5 * np.sin(xx / (200 + 50 * rng.random())) * np.cos(yy / 300))).astype(np.uint8)
-        rgba = rgb.convert("RGBA")
         rgba.putalpha(Image.fromarray(alpha))
         rgba.save(out, "PNG", compress_level=1)
-    else:
-        frames = [make_photo(seed * 10 + f, (800, 600)).convert("P", palette=Image.ADAPTIVE) for f in range(6)]
+    else:  # an animated GIF: 6 frames, each a different picture
+        frames = [_picture(seed + f, (800, 600)).convert("P", palette=Image.ADAPTIVE) for f in range(6)]
         frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
     return out.getvalue()
 
 
 def make_mixed(folder: Path, n: int) -> dict:
-    """n distinct files under folder (1000 per subfolder); generates only what is missing."""
+    """n files under folder (1000 per subfolder), each a hard link to one of the few base files.
+
+    50,000 distinct 12 MP JPEGs and RGBA PNGs would take ~200 GB of a shared disk; hard links take none. The
+    child makes each file's content hash its own (see `_hash_per_path`), so every file is decoded, preprocessed
+    and embedded as a distinct file would be. Generates only what is missing.
+    """
     pool = folder.parent / "bases"
     pool.mkdir(parents=True, exist_ok=True)
     bases = {}
@@ -64,23 +78,38 @@ def make_mixed(folder: Path, n: int) -> dict:
         for b in range(BASES):
             f = pool / f"{kind}_{b}.{kind}"
             if not f.exists():
-                f.write_bytes(_base(kind, 1000 * b + len(kind)))
-            bases[(kind, b)] = f.read_bytes()
+                f.write_bytes(_base(kind, b))
+            bases[(kind, b)] = f
     cycle = [k for k, w in KINDS for _ in range(w)]
     sizes = 0
     for i in range(n):
         kind = cycle[i % len(cycle)]
-        name = f"d{i // 1000:03d}/m_{i:06d}.{kind}"
-        data = bases[(kind, (i // len(cycle)) % BASES)]
-        sizes += len(data) + 16
-        kept, path = folder.parent / "pool" / name, folder / name  # one pool; each folder hard-links its share
-        if not kept.exists():
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            kept.write_bytes(data + i.to_bytes(16, "little"))
+        base = bases[(kind, (i // len(cycle)) % BASES)]
+        path = folder / f"d{i // 1000:03d}/m_{i:06d}.{kind}"
+        sizes += base.stat().st_size
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            os.link(kept, path)
-    return {"files": n, "bytes": sizes, "mix": {k: w for k, w in KINDS}}
+            os.link(base, path)
+    return {"files": n, "bytes": sizes, "mix": {k: w for k, w in KINDS},
+            "base_bytes": {f.name: f.stat().st_size for f in bases.values()}}
+
+
+def _hash_per_path() -> None:
+    """Each hard link counts as a distinct file: its content hash gets its path mixed in, after the real
+    blake2b of its bytes, so the indexer never reuses a twin's vector. Reading, decoding, preprocessing,
+    embedding and committing run unchanged."""
+    import hashlib
+
+    from mmsearch.ingest.pipelines import ImagePipeline
+
+    real = ImagePipeline.prepare
+
+    def prepare(self, entry, known):  # noqa: ANN001, ANN202
+        item = real(self, entry, set())  # a twin's hash never counts as known
+        item.hash = hashlib.blake2b(f"{item.hash}:{entry.path}".encode(), digest_size=16).hexdigest()
+        return item
+
+    ImagePipeline.prepare = prepare
 
 
 # -- the measured child ---------------------------------------------------------------------------
@@ -96,6 +125,7 @@ def child(model: str, work: Path, folder: Path, data_dir: Path, trace: bool) -> 
     from mmsearch.ingest.indexer import Progress
     from mmsearch.service import MMSearch
 
+    _hash_per_path()
     if trace:
         import tracemalloc
 

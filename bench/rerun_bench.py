@@ -125,6 +125,24 @@ def write_rows(mm: MMSearch, folder: Path) -> int:
     return n
 
 
+# `python -m mmsearch index`, then which heavy modules the run imported (an unchanged re-run should import none)
+HEAVY_PROBE = ("import sys\nfrom mmsearch.cli import main\nsys.argv = ['mmsearch'] + sys.argv[1:]\ntry:\n    main()\n"
+               "finally:\n    print('HEAVY:' + ','.join(m for m in ('torch', 'open_clip', 'transformers', 'lancedb', "
+               "'pandas') if m in sys.modules), file=sys.stderr)")
+
+
+def importtime_top(env: dict, folder: Path, n: int = 12) -> list[str]:
+    """`python -X importtime -m mmsearch index` once: the top-level imports that cost the most (cumulative)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "mmsearch", "index", "--quiet", str(folder)],
+                          env=env, capture_output=True, text=True, cwd=ROOT)
+    rows = []
+    for line in proc.stderr.splitlines():
+        parts = line.split("|")
+        if line.startswith("import time:") and len(parts) == 3 and not parts[2].startswith("  "):
+            rows.append((int(parts[1]), parts[2].strip()))
+    return [f"{name} {us / 1e6:.2f} s" for us, name in sorted(rows, reverse=True)[:n]]
+
+
 def cli_run(env: dict, args: list[str]) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
@@ -192,13 +210,13 @@ def main() -> None:
            "MMSEARCH_PRETRAINED": "", "MMSEARCH_DEVICE": "cpu", "MMSEARCH_OFFLINE": "1"}
     cli, imports = [], []
     for _ in range(args.repeats):  # interleaved: the same load on both
-        cli.append(cli_run(env, ["-m", "mmsearch", "index", "--quiet", str(folder)]))
-        imports.append(cli_run(env, ["-c", "import mmsearch.service, mmsearch.cli.root, mmsearch.cli.index, "
-                                           "mmsearch.encoders.openclip, mmsearch.encoders.clap"]))
+        cli.append(cli_run(env, ["-c", HEAVY_PROBE, "index", "--quiet", str(folder)]))
+        imports.append(cli_run(env, ["-c", "import mmsearch.service, mmsearch.cli.root, mmsearch.cli.index"]))
     out["rerun_cli"] = {"runs": cli, "median_s": statistics.median(r["wall_s"] for r in cli),
                         "median_cpu_s": statistics.median(r["cpu_s"] for r in cli),
                         "imports_only": imports, "imports_median_s": statistics.median(r["wall_s"] for r in imports),
-                        "imports_median_cpu_s": statistics.median(r["cpu_s"] for r in imports)}
+                        "imports_median_cpu_s": statistics.median(r["cpu_s"] for r in imports),
+                        "importtime_top": importtime_top(env, folder)}
     print(json.dumps(out["rerun_cli"]), flush=True)
 
     touched = sorted(iter_media_files(folder), key=lambda e: e.path)[:: max(1, args.files // args.touch)][: args.touch]
@@ -240,7 +258,7 @@ def summary(out: dict) -> str:
         f"| ... the plan (compare) | {ip['parts']['plan_s']} |",
         f"| unchanged re-run, `python -m mmsearch index --quiet FOLDER` (fresh process), median of {len(cli['runs'])} "
         f"| **{cli['median_s']}** (CPU {cli['median_cpu_s']} s) |",
-        f"| ... of which a fresh process importing mmsearch's service + encoders (torch, open_clip, lancedb) "
+        f"| ... of which a fresh process importing what the CLI imports (mmsearch.service, cli: lancedb, pandas) "
         f"| {cli['imports_median_s']} (CPU {cli['imports_median_cpu_s']} s) |",
         f"| {t['touched']} files touched (new mtime, same bytes): re-run | {t['index_s']} |",
         "",
@@ -248,6 +266,10 @@ def summary(out: dict) -> str:
         f"Touched run: embedded {t['embedded']}, reused {t['reused']} (re-hashed, vector kept), unchanged {t['unchanged']}.",
         "",
         f"CLI output of the last re-run: {' / '.join(cli['runs'][-1]['stderr'])}",
+        "",
+        "Heavy modules the cold re-run imported (last line above, `HEAVY:`): torch must not be among them.",
+        "Top-level imports of one cold re-run by cumulative time (`python -X importtime -m mmsearch index`): "
+        + "; ".join(cli["importtime_top"]) + ".",
         "",
     ])
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -83,3 +85,36 @@ def test_a_file_whose_size_changes_at_the_same_mtime_is_rechecked(settings, phot
     calls.clear()
     report = svc.index([photo_dir])
     assert calls["prepare"] == 1 and report.embedded == 1 and report.unchanged == 6
+
+
+HEAVY_PROBE = ("import sys\nfrom mmsearch.cli import main\nsys.argv = ['mmsearch'] + sys.argv[1:]\ntry:\n    main()\n"
+               "finally:\n    print('HEAVY:' + ','.join(m for m in ('torch', 'open_clip', 'transformers', 'torchvision') "
+               "if m in sys.modules), file=sys.stderr)")
+
+
+def _cli_index(settings, folder) -> tuple[list[str], str]:  # noqa: ANN001
+    """`mmsearch index -q FOLDER` in a fresh interpreter: the heavy modules it imported, and its stderr."""
+    env = {**os.environ, "MMSEARCH_DATA_DIR": str(settings.data_dir), "MMSEARCH_MODEL": settings.model,
+           "MMSEARCH_MODELS_DIR": str(settings.models_dir), "MMSEARCH_PRETRAINED": "", "MMSEARCH_DEVICE": "cpu",
+           "MMSEARCH_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", HEAVY_PROBE, "index", "-q", str(folder)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    heavy = [line for line in done.stderr.splitlines() if line.startswith("HEAVY:")][-1]
+    return [m for m in heavy.removeprefix("HEAVY:").split(",") if m], done.stderr
+
+
+def test_a_cold_unchanged_rerun_never_imports_torch(settings, photo_dir):
+    MMSearch(settings).index([photo_dir])  # the first run embeds (in this process)
+    heavy, err = _cli_index(settings, photo_dir)
+    assert "nothing to do: 7 files unchanged" in err
+    assert heavy == []  # no torch, open_clip, torchvision or transformers: nothing to embed needs none of them
+
+
+def test_a_cold_run_with_a_new_file_still_loads_the_model(settings, photo_dir):
+    from tests.conftest import write_image
+
+    MMSearch(settings).index([photo_dir])
+    write_image(photo_dir / "new.png", seed=99)
+    heavy, err = _cli_index(settings, photo_dir)
+    assert "embedded 1" in err and "torch" in heavy and "open_clip" in heavy  # the lazy imports still happen

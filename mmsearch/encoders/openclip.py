@@ -11,20 +11,23 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import open_clip
-import torch
 from PIL import Image
 
 from mmsearch.encoders.base import EmbeddingSpace, Encoder, l2_normalize
-from mmsearch.encoders.causal_text import CausalText, causal_text
-from mmsearch.encoders.device import pick_device, pick_dtype
+from mmsearch.encoders.device import Placed, pick_device
+from mmsearch.encoders.openclip_configs import model_config
 from mmsearch.encoders.hf_aux import resolve_hub_folder
 from mmsearch.encoders.registry import register
 from mmsearch.encoders.weights import WeightsSource, resolve_weights
 from mmsearch.errors import MMSearchError, UnsafeWeights, WeightsNotFound
+
+if TYPE_CHECKING:  # imported when the model loads: learning the space (an unchanged re-run) must not import torch
+    import torch
+
+    from mmsearch.encoders.causal_text import CausalText
 
 __all__ = ["OpenCLIPEncoder", "pick_device"]
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -32,7 +35,7 @@ _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
 
 
 @register("open-clip")
-class OpenCLIPEncoder(Encoder):
+class OpenCLIPEncoder(Placed, Encoder):
     modalities = frozenset({"image", "text"})
 
     def __init__(
@@ -55,8 +58,7 @@ class OpenCLIPEncoder(Encoder):
         self.models_dir = Path(models_dir)
         self.cache_dir = cache_dir
         self.offline = offline
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device, precision)
+        self._place(device, precision)
         self.backend = backend
         self.tokenizer_dir = tokenizer  # a local tokenizer folder, for models whose tokenizer lives on the hub
         self._source: WeightsSource | None = None
@@ -87,7 +89,7 @@ class OpenCLIPEncoder(Encoder):
         folder = self._local_dir()
         if folder is not None:
             return json.loads((folder / "open_clip_config.json").read_text())["model_cfg"]
-        return open_clip.get_model_config(self.source.open_clip_name)
+        return model_config(self.source.open_clip_name)
 
     def image_size(self) -> int:
         size = self._config().get("vision_cfg", {}).get("image_size", 224)
@@ -122,10 +124,14 @@ class OpenCLIPEncoder(Encoder):
         """A tag's mean/std/resize travel with the tag, not the file: keep them when loading from a file."""
         if not self.pretrained or self._local_dir() is not None:
             return {}
+        import open_clip
+
         cfg = open_clip.get_pretrained_cfg(self.model_name, self.pretrained) or {}
         return {f"image_{k}": cfg[k] for k in _PREPROCESS_KEYS if k in cfg}
 
     def _make_tokenizer(self) -> Any:
+        import open_clip
+
         text_cfg = self._config().get("text_cfg", {})
         hf_name = text_cfg.get("hf_tokenizer_name")
         if not hf_name:
@@ -137,6 +143,8 @@ class OpenCLIPEncoder(Encoder):
             tokenizer_mode=text_cfg.get("tokenizer_mode"), **text_cfg.get("tokenizer_kwargs", {}))
 
     def _load(self) -> None:
+        from mmsearch.encoders.causal_text import causal_text
+
         src = self.source
         tokenizer = self._make_tokenizer()  # before the weights: a missing tokenizer fails fast
         model, preprocess = self._create(src)
@@ -151,6 +159,8 @@ class OpenCLIPEncoder(Encoder):
             self._onnx = image_tower(self, int8=self.backend == "onnx-int8")
 
     def _create(self, src: WeightsSource) -> tuple[Any, Any]:
+        import open_clip
+
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 src.open_clip_name,
@@ -184,6 +194,8 @@ class OpenCLIPEncoder(Encoder):
         return self._preprocess(image)
 
     def encode_images(self, batch: Sequence[torch.Tensor]) -> np.ndarray:
+        import torch
+
         self.load()
         if self._onnx is not None:
             return l2_normalize(self._onnx(torch.stack(list(batch)).numpy()))
@@ -193,6 +205,8 @@ class OpenCLIPEncoder(Encoder):
         return l2_normalize(feats.float().cpu().numpy())
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
         self.load()
         with torch.inference_mode():
             tokens = self._tokenizer(list(texts)).to(self.device)

@@ -12,8 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import open_clip
-
+from mmsearch.encoders.openclip_configs import model_config, model_names
 from mmsearch.errors import UnknownModel, WeightsNotFound
 
 CONFIG_NAME = "open_clip_config.json"
@@ -76,9 +75,9 @@ def _file_source(model: str, file: Path) -> WeightsSource:
 
 
 def _check_known(model: str) -> None:
-    if open_clip.get_model_config(model) is not None:
+    if model_config(model) is not None:
         return
-    close = difflib.get_close_matches(model, open_clip.list_models(), n=3, cutoff=0.5)
+    close = difflib.get_close_matches(model, model_names(), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(close)}?" if close else " `mmsearch models` lists the known ones."
     raise UnknownModel(f"unknown OpenCLIP model {model!r}.{hint}")
 
@@ -123,6 +122,8 @@ def _tag_source(
 ) -> WeightsSource:
     if not tag:
         raise UnknownModel(f"no weights named for {model}; pass a pretrained tag, a weights file or 'random'")
+    import open_clip  # its table of tags comes with torch (open_clip.pretrained imports safetensors.torch)
+
     cfg = open_clip.get_pretrained_cfg(model, tag)
     if not cfg:
         tags = open_clip.list_pretrained_tags_by_model(model)
