@@ -90,7 +90,8 @@ class MMSearch:
     def library(self, create: bool = False) -> Library:
         with self._lock:
             if self._library is None:
-                self._library = Library(self.settings.data_dir, create=create)
+                self._library = Library(self.settings.library_location(), create=create,
+                                        consistency_s=self.settings.read_consistency_s)
             return self._library
 
     def scope(self) -> "WithCatalogs":
@@ -314,7 +315,7 @@ class MMSearch:
                 modality, space = found
                 tables.append({"table": name, "modality": modality, "rows": tbl.count_rows(),
                                **space.metadata()})
-        return {"data_dir": str(lib.data_dir), "roots": lib.roots, "tables": tables,
+        return {"data_dir": str(lib.location), "roots": lib.roots, "tables": tables,
                 "vectors": self.vector_setting(),
                 "size_bytes": lib.size_on_disk(), "maintenance": asdict(self.maintenance),
                 "last_maintenance_error": self.maintenance.error}

@@ -11,18 +11,21 @@ caller takes the full path.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from mmsearch.errors import MMSearchError
 from mmsearch.query.engine import QueryEngine
 from mmsearch.query.parts import QueryPart
+
+if TYPE_CHECKING:
+    from mmsearch.location import Location
 
 
 def export_folder(models_dir: Path) -> Path:
     return Path(models_dir).expanduser() / "onnx"
 
 
-def light_engine(data_dir: Path, models_dir: Path, targets: Sequence[str], ann_threshold: int,
+def light_engine(data_dir: "Path | Location", models_dir: Path, targets: Sequence[str], ann_threshold: int,
                  parts: Sequence[QueryPart]) -> QueryEngine | None:
     if not parts or any(p.kind != "text" for p in parts):
         return None
