@@ -134,7 +134,7 @@ class MMSearch:
         audio += zoo_pipelines(self.extra_encoders, s.max_image_pixels)
         audio += self._video_pipelines()
         indexer = Indexer(self.library(create=True), self.encoder, s.batch_size, s.workers, s.commit_every,
-                          s.max_image_pixels, extra_pipelines=audio)
+                          s.max_image_pixels, extra_pipelines=audio, source_options=s.storage_options)
         report = indexer.index(roots, on_progress, on_skip)
         if report.embedded or not self._text_exported():  # an unchanged re-run leaves the model unloaded
             self.export_text_tower()

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     # each replica keeps for itself (thumbnails, the server record). Set by giving data_dir a URI.
     library_uri: str | None = None
     storage_options: dict[str, str] = Field(default_factory=dict)  # --storage-option KEY=VALUE; never stored
+    ray_chunk_files: int = Field(default=4096, ge=1)  # --ray: files per Ray Data run and commit (what a kill may lose)
     read_consistency_s: float = Field(default=1.0, ge=0, le=3600)  # how soon a reader sees another writer's commits
     models_dir: Path = Field(default_factory=_default_models_dir)
     encoder: str = "open-clip"

@@ -40,3 +40,7 @@ def run_in_namespace(check: str, timeout: int = 900) -> None:
 
 def test_a_library_on_s3() -> None:
     run_in_namespace("check_library_s3.py")
+
+
+def test_index_with_ray_equals_the_single_process_indexer() -> None:
+    run_in_namespace("check_ray_index.py")
