@@ -57,11 +57,11 @@ def cli(ctx: click.Context, **given: Any) -> None:
 
 
 def _register(group: click.Group) -> None:
-    from mmsearch.cli import catalogs, evaluate, index, models, moderate, mood, search, serve, status, vectors
+    from mmsearch.cli import catalogs, evaluate, index, maintain, models, moderate, mood, search, serve, status, vectors
 
     for command in (index.index, search.search, serve.serve, evaluate.eval_, status.status, models.models,
                     models.bridge, catalogs.catalog, moderate.moderate, mood.mood, mood.board, index.ocr,
-                    vectors.vectors):
+                    vectors.vectors, maintain.maintain):
         group.add_command(command)
 
 

@@ -82,3 +82,57 @@ def test_a_second_reader_sees_a_commit_within_the_interval(bucket: str, settings
     writer.index([photo_dir])
     time.sleep(0.6)
     assert [t.count() for t in tables] == [8, 8]
+
+
+def _cli(data_dir: str, settings, *args: str):
+    from click.testing import CliRunner
+
+    from mmsearch.cli import cli
+
+    base = ["--data-dir", data_dir, "--model", settings.model, "--pretrained", "", "--device", "cpu", "--offline"]
+    res = CliRunner().invoke(cli, base + list(args), catch_exceptions=False,
+                             env={"MMSEARCH_MODELS_DIR": str(settings.models_dir)})
+    assert res.exit_code == 0, res.output
+    return res
+
+
+SEARCHES = [
+    ("photo",),
+    ("img3",),  # a file name: the keyword (BM25) side of the hybrid search
+    ("photo", "--where", "width>=64", "--type", "png"),
+    ("--text", "photo", "--text", "img5", "--fusion", "weighted"),
+    ("img2", "--no-hybrid", "--folder", "SUB"),
+]
+
+
+def test_filters_keyword_and_fusion_answer_the_same_on_s3(bucket: str, settings, photo_dir) -> None:
+    """Through the CLI (index, maintain, search), on the same files: a local library and one on S3."""
+    uri = f"s3://{bucket}/lib"
+    local = str(settings.data_dir)
+    for where in (local, uri):
+        _cli(where, settings, "index", "-q", str(photo_dir))
+        _cli(where, settings, "maintain")
+    for args in SEARCHES:
+        args = tuple(str(photo_dir / "sub") if a == "SUB" else a for a in args)
+        here = _cli(local, settings, "search", *args, "-k", "5").stdout
+        there = _cli(uri, settings, "search", *args, "-k", "5").stdout
+        assert here == there and here.strip(), args
+
+
+def test_a_server_on_s3_answers_and_never_indexes(bucket: str, settings, photo_dir) -> None:
+    """`mmsearch serve` on an S3 library: the real server (as tests/test_ui.py starts it), its JSON API."""
+    import json
+    import urllib.request
+
+    from tests.test_ui import served
+
+    uri = f"s3://{bucket}/lib"
+    _cli(uri, settings, "index", "-q", str(photo_dir))
+    replica = settings.model_copy(update={"library_uri": uri, "data_dir": settings.data_dir.parent / "replica"})
+    with served(replica) as url:
+        answer = json.loads(urllib.request.urlopen(f"{url}api/v1/search?q=img3&k=3", timeout=60).read())
+        assert answer["results"] and answer["results"][0]["file"].endswith("img3.gif"), answer
+    from mmsearch.ui.actions import Actions
+
+    refused = Actions(MMSearch(replica), photo_dir, lambda paths: None).index_folder(str(photo_dir))
+    assert not refused.ok and uri in refused.message  # what the web tab's Index button answers
