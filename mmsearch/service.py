@@ -90,7 +90,8 @@ class MMSearch:
     def library(self, create: bool = False) -> Library:
         with self._lock:
             if self._library is None:
-                self._library = Library(self.settings.data_dir, create=create)
+                self._library = Library(self.settings.library_location(), create=create,
+                                        consistency_s=self.settings.read_consistency_s)
             return self._library
 
     def scope(self) -> "WithCatalogs":
@@ -133,7 +134,7 @@ class MMSearch:
         audio += zoo_pipelines(self.extra_encoders, s.max_image_pixels)
         audio += self._video_pipelines()
         indexer = Indexer(self.library(create=True), self.encoder, s.batch_size, s.workers, s.commit_every,
-                          s.max_image_pixels, extra_pipelines=audio)
+                          s.max_image_pixels, extra_pipelines=audio, source_options=s.storage_options)
         report = indexer.index(roots, on_progress, on_skip)
         if report.embedded or not self._text_exported():  # an unchanged re-run leaves the model unloaded
             self.export_text_tower()
@@ -341,7 +342,7 @@ class MMSearch:
                 modality, space = found
                 tables.append({"table": name, "modality": modality, "rows": tbl.count_rows(),
                                **space.metadata()})
-        return {"data_dir": str(lib.data_dir), "roots": lib.roots, "tables": tables,
+        return {"data_dir": str(lib.location), "roots": lib.roots, "tables": tables,
                 "vectors": self.vector_setting(),
                 "size_bytes": lib.size_on_disk(), "maintenance": asdict(self.maintenance),
                 "last_maintenance_error": self.maintenance.error}

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, get_args, get_origin
 
 from platformdirs import user_data_path
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mmsearch.defaults import DEFAULT_K, default_data_dir
 from mmsearch.errors import MMSearchError
+from mmsearch.location import Location, cache_dir_for, is_uri, parse_location
 
 ENV_PREFIX = "MMSEARCH_"
 
@@ -31,6 +32,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     data_dir: Path = Field(default_factory=default_data_dir)
+    # A library on object storage (--data-dir s3://bucket/prefix); data_dir is then a local cache folder for what
+    # each replica keeps for itself (thumbnails, the server record). Set by giving data_dir a URI.
+    library_uri: str | None = None
+    storage_options: dict[str, str] = Field(default_factory=dict)  # --storage-option KEY=VALUE; never stored
+    ray_chunk_files: int = Field(default=4096, ge=1)  # --ray: files per Ray Data run and commit (what a kill may lose)
+    read_consistency_s: float = Field(default=1.0, ge=0, le=3600)  # how soon a reader sees another writer's commits
     models_dir: Path = Field(default_factory=_default_models_dir)
     encoder: str = "open-clip"
     model: str = "ViT-B-32"
@@ -75,6 +82,26 @@ class Settings(BaseSettings):
     # than torch, same vectors to 1e-6) and torch on a GPU; "torch" always torch; "onnx" the export wherever found.
     text_backend: Literal["auto", "torch", "onnx"] = "auto"
     ocr: bool = False  # read text inside images at index time (RapidOCR, the `ocr` extra): ~1 s per image on a CPU
+
+    @model_validator(mode="before")
+    @classmethod
+    def _library_uri(cls, values: Any) -> Any:
+        """data_dir may be a URI: file:// becomes its path, s3:// (gs://, az://) the library_uri."""
+        if not isinstance(values, dict):
+            return values
+        given = values.get("data_dir")
+        if isinstance(given, str) and is_uri(given):
+            location = parse_location(given)
+            values = {**values, "data_dir": location.local or cache_dir_for(location)}
+            if location.remote:
+                values["library_uri"] = location.uri
+        return values
+
+    def library_location(self) -> Location:
+        """Where the library lives, with the object-store options (flags over AWS_* variables)."""
+        if self.library_uri:
+            return parse_location(self.library_uri, self.storage_options)
+        return parse_location(self.data_dir)
 
     def index_root_list(self) -> list[str]:
         return [p for p in self.index_roots.split(os.pathsep) if p.strip()]

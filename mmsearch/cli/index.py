@@ -13,7 +13,12 @@ from mmsearch.cli.vectors import vector_setting
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--ray", "ray_address", metavar="auto|ray://HOST:PORT",
+              help="Embed in a Ray Data pipeline: auto starts Ray on this machine (or joins RAY_ADDRESS); "
+                   "ray://host:10001 joins a cluster. Images only; needs the scale extra.")
+@click.option("--ray-actors", type=click.IntRange(1, 4096), default=None,
+              help="With --ray: model actors per encoder (default: one per GPU, else 2).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-folder notes; the summary stays.")
 @click.option("--verbose", "-v", is_flag=True, help="Also list every skipped file with its reason as it happens.")
 @click.option("--ocr/--no-ocr", default=None, help="Read text inside images into the keyword index (slow; needs the ocr extra).")
@@ -30,8 +35,8 @@ from mmsearch.cli.vectors import vector_setting
 @click.option("--description-column", help="Product catalogs: the product description column.")
 @click.pass_context
 @friendly
-def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool, verbose: bool, ocr: bool | None,
-          vectors: str | None, dims: int | None, **catalog: str | None) -> None:
+def index(ctx: click.Context, paths: tuple[str, ...], ray_address: str | None, ray_actors: int | None, quiet: bool,
+          verbose: bool, ocr: bool | None, vectors: str | None, dims: int | None, **catalog: str | None) -> None:
     """Index (or update) the images and sounds under PATHS, or product catalogs (.csv, .jsonl, .parquet).
 
     Skipped files are summed up one line per cause, with what to do; the full list goes to
@@ -39,17 +44,24 @@ def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool, verbose: boo
     """
     from mmsearch.cli.moderate import scan_if_watching
     from mmsearch.cli.quiet import library_noise
+    from mmsearch.location import is_uri
 
+    given = tuple(p if is_uri(p) else Path(p) for p in paths)
     svc = service(ctx)
     if ocr is not None:
         svc.settings.ocr = ocr
     if vectors or dims or svc.settings.vectors:  # the flags, or MMSEARCH_VECTORS: stored for every search
         svc.set_vectors(vector_setting(svc, vectors, dims), create=True)
     with library_noise() as noise:
-        paths = index_catalogs(svc, paths, catalog, verbose)
-        if not paths:
+        todo = index_catalogs(svc, given, catalog, verbose)
+        if not todo:
             return
-        report = _index_with_bar(svc, paths, quiet, verbose)
+        if ray_address:
+            from mmsearch.scale.ray_index import index_with_ray
+
+            report = index_with_ray(svc, todo, ray_address, ray_actors)
+        else:
+            report = _index_with_bar(svc, todo, quiet, verbose)
         click.echo(report.summary(), err=True)
         for note in report.notes:  # the OCR pass, when on
             click.echo(note, err=True)
@@ -90,7 +102,9 @@ def _index_with_bar(svc: Any, paths: Sequence[Path], quiet: bool, verbose: bool)
 
 
 def _library_file(svc: Any, name: str) -> Path:
-    return Path(svc.settings.data_dir).expanduser() / name
+    folder = Path(svc.settings.data_dir).expanduser()  # for a library on S3: this replica's local cache folder
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 def _say_skips(groups: Sequence[Any], report_file: Path | None, skipped: Sequence[tuple[str, str]]) -> None:
@@ -113,7 +127,7 @@ def index_catalogs(svc: Any, paths: Sequence[Path], options: dict[str, str | Non
     from mmsearch.workflows.catalog import CatalogIndexer
     from mmsearch.workflows.catalog_file import is_catalog_file
 
-    catalogs = [p for p in paths if is_catalog_file(p)]
+    catalogs = [p for p in paths if isinstance(p, Path) and is_catalog_file(p)]
     given = [flag for flag, v in options.items() if v]
     if given and not catalogs:
         flags = ", ".join("--" + f.replace("_", "-") for f in given)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import click
@@ -12,8 +11,13 @@ from mmsearch.cli.common import env_option, option_sources
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@env_option("--data-dir", type=click.Path(path_type=Path), envvar="MMSEARCH_DATA_DIR",
-            help="Library folder (default: your user data folder).")
+@env_option("--data-dir", envvar="MMSEARCH_DATA_DIR",
+            help="Library folder, file:///path or s3://bucket/prefix (default: your user data folder).")
+@click.option("--storage-option", "storage_option", multiple=True, metavar="KEY=VALUE",
+              help="Object-store option for an s3:// library or folder (repeatable), e.g. aws_region=eu-west-1; "
+                   "the AWS_* variables are read too. Never written to the library.")
+@env_option("--read-consistency", "read_consistency_s", envvar="MMSEARCH_READ_CONSISTENCY_S", type=click.FloatRange(0, 3600),
+            help="Seconds after which a reader sees other writers' commits (default 1).")
 @env_option("--model", envvar="MMSEARCH_MODEL", help="open_clip model name, or a folder with open_clip_config.json.")
 @env_option("--pretrained", envvar="MMSEARCH_PRETRAINED", help="Pretrained tag, weights file, or 'random'.")
 @click.option("--offline", is_flag=True, default=None, help="Never download; use local weights only.")
@@ -39,17 +43,25 @@ def cli(ctx: click.Context, **given: Any) -> None:
     """Search photo and sound libraries by text, by image or by sound."""
     if given.get("offline"):
         os.environ["HF_HUB_OFFLINE"] = "1"
+    pairs = given.pop("storage_option", ())
+    if pairs:
+        from mmsearch.location import BadLocation, parse_storage_options
+
+        try:
+            given["storage_options"] = parse_storage_options(pairs)
+        except BadLocation as exc:
+            raise click.UsageError(str(exc)) from None
     # Settings are built when a verb first asks for them (common.settings_of), not here.
     ctx.obj = {"overrides": {k: v for k, v in given.items() if v is not None}, "sources": option_sources(ctx),
                "settings": None}
 
 
 def _register(group: click.Group) -> None:
-    from mmsearch.cli import catalogs, evaluate, index, models, moderate, mood, search, serve, status, vectors
+    from mmsearch.cli import catalogs, evaluate, index, maintain, models, moderate, mood, search, serve, status, vectors
 
     for command in (index.index, search.search, serve.serve, evaluate.eval_, status.status, models.models,
                     models.bridge, catalogs.catalog, moderate.moderate, mood.mood, mood.board, index.ocr,
-                    vectors.vectors):
+                    vectors.vectors, maintain.maintain):
         group.add_command(command)
 
 

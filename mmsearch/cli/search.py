@@ -101,7 +101,7 @@ def search(ctx: click.Context, query: str | None, texts: tuple[str, ...], images
     if not (export_to or copy_to):  # words only, on exported text towers: no torch, no model load
         from mmsearch.query.light import light_engine
 
-        engine = light_engine(settings.data_dir, settings.models_dir, targets, settings.ann_threshold, parts)
+        engine = light_engine(settings.library_location(), settings.models_dir, targets, settings.ann_threshold, parts)
         answer = engine.run(parts, options) if engine is not None else None
     if answer is None:
         answer = service(ctx).query(parts, options)

@@ -19,7 +19,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -28,7 +28,9 @@ from mmsearch.errors import BadMedia, MMSearchError
 from mmsearch.ingest.pipelines import ImagePipeline, MediaPipeline, Prepared
 from mmsearch.ingest.plan import Plan, make_plan
 from mmsearch.ingest.prefetch import prefetched
-from mmsearch.media.files import FileEntry, iter_media_files, keyword_text
+from mmsearch.ingest.sources import check_source, list_media
+from mmsearch.location import is_uri, parse_location, scheme_of
+from mmsearch.media.files import FileEntry, keyword_text
 from mmsearch.store.library import Library
 from mmsearch.store.table import SpaceTable
 
@@ -147,6 +149,7 @@ class Indexer:
         commit_every: int = 512,
         max_pixels: int = 178_956_970,
         extra_pipelines: Sequence[MediaPipeline] = (),
+        source_options: Mapping[str, str] | None = None,
     ) -> None:
         self.library = library
         self.encoder = encoder
@@ -154,6 +157,9 @@ class Indexer:
         self.workers = workers
         self.commit_every = max(commit_every, batch_size)
         self.pipelines: list[MediaPipeline] = [ImagePipeline(encoder, max_pixels), *extra_pipelines]
+        self.source_options = dict(source_options or {})
+        for pipeline in self.pipelines:
+            pipeline.source_options = self.source_options
 
     def index(
         self,
@@ -170,7 +176,7 @@ class Indexer:
             if on_skip:
                 on_skip(path, reason)
 
-        root_paths = [_check_root(r) for r in roots]
+        root_paths = [check_root(r, self.source_options) for r in roots]
         # Missing weights fail here, before the library is touched; the model itself loads only when a
         # file needs it (_ready), so an unchanged re-run of a big folder never pays for loading it.
         _ = self.encoder.space
@@ -179,14 +185,14 @@ class Indexer:
             for root in root_paths:
                 self.library.add_root(str(root))
                 report.roots.append(str(root))
-                entries = list(iter_media_files(root, skip, extensions))
-                for pipeline in self.pipelines:
+                entries = list(list_media(root, skip, extensions, self.source_options))
+                for pipeline in pipelines_for(self.pipelines, root, entries, skip):
                     mine = [e for e in entries if pipeline.accepts(e.path)]
                     self._index_root(pipeline, root, mine, report, progress, skip)
         report.seconds = time.perf_counter() - started
         return report
 
-    def _index_root(self, pipeline: MediaPipeline, root: Path, entries: list[FileEntry], report: IndexReport,
+    def _index_root(self, pipeline: MediaPipeline, root: Path | str, entries: list[FileEntry], report: IndexReport,
                     progress: ProgressFn, skip: SkipFn) -> None:
         table = self._table(pipeline, entries, skip)
         if table is None:
@@ -298,10 +304,11 @@ class Indexer:
             else:
                 report.audio_seconds += seconds
         now = datetime.now(timezone.utc)
-        return [r for i in items if columns.get(id(i)) for r in pipeline.rows(_row(i, columns[id(i)], now))]
+        return [r for i in items if columns.get(id(i)) for r in pipeline.rows(file_row(i, columns[id(i)], now))]
 
 
-def _row(item: Prepared, columns: dict, now: datetime) -> dict:
+def file_row(item: Prepared, columns: dict, now: datetime) -> dict:
+    """The table row of one prepared file: its path, stat, hash, metadata, keyword text and model columns."""
     path = item.entry.path
     return {
         "path": path,
@@ -318,8 +325,25 @@ def _row(item: Prepared, columns: dict, now: datetime) -> dict:
     }
 
 
-def _check_root(root: str | Path) -> Path:
+def check_root(root: str | Path, options: Mapping[str, str] | None = None) -> Path | str:
+    """A local root as an absolute path, an object-store prefix as its URI; either must exist."""
+    if is_uri(str(root)):
+        if scheme_of(str(root)) == "file":
+            return check_root(parse_location(str(root)).uri)
+        return check_source(str(root), options)
     path = Path(os.path.abspath(Path(root).expanduser()))
     if not path.exists():
         raise MMSearchError(f"cannot index {path}: no such file or folder")
     return path
+
+
+def pipelines_for(pipelines: Sequence[MediaPipeline], root: Path | str, entries: list[FileEntry],
+                  skip: SkipFn) -> list[MediaPipeline]:
+    """Every pipeline for a local root; on object storage those that read objects, the others' files skipped."""
+    if not is_uri(str(root)):
+        return list(pipelines)
+    readers = [p for p in pipelines if p.reads_objects]
+    for entry in entries:
+        if not any(p.accepts(entry.path) for p in readers):
+            skip(entry.path, "sounds and videos on object storage are not indexed yet; copy them to a local folder")
+    return readers

@@ -11,10 +11,12 @@ import hashlib
 from abc import ABC, abstractmethod
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import BadMedia
+from mmsearch.ingest.sources import read_bytes
+from mmsearch.location import is_uri
 from mmsearch.media.files import FileEntry
 from mmsearch.media.images import decode_image
 from mmsearch.media.images import supported_extensions as image_extensions
@@ -34,6 +36,8 @@ class MediaPipeline(ABC):
     modality: ClassVar[str]
     optional: ClassVar[bool] = False  # True: a missing model skips these files instead of failing the run
     reused_columns: ClassVar[tuple[str, ...]] = ("vector",)  # copied from an identical file's row
+    reads_objects: ClassVar[bool] = False  # True: can read files from object storage (s3://...) too
+    source_options: Mapping[str, str] = {}  # object-store options for those reads (set by the indexer)
 
     def __init__(self, encoder: Encoder) -> None:
         self.encoder = encoder
@@ -68,6 +72,7 @@ class MediaPipeline(ABC):
 
 class ImagePipeline(MediaPipeline):
     modality = "image"
+    reads_objects = True
 
     def __init__(self, encoder: Encoder, max_pixels: int) -> None:
         super().__init__(encoder)
@@ -77,7 +82,7 @@ class ImagePipeline(MediaPipeline):
         return image_extensions()
 
     def prepare(self, entry: FileEntry, known: set[str]) -> Prepared:
-        data = read_file(entry.path)
+        data = read_file(entry.path, self.source_options)
         digest = hashlib.blake2b(data, digest_size=16).hexdigest()
         decoded = decode_image(data, entry.path, self.max_pixels, self.encoder.image_draft_size())
         item = Prepared(entry, digest, {"width": decoded.width, "height": decoded.height, "format": decoded.format})
@@ -90,7 +95,10 @@ class ImagePipeline(MediaPipeline):
         return [{"vector": v} for v in vectors]
 
 
-def read_file(path: str) -> bytes:
+def read_file(path: str, options: Mapping[str, str] | None = None) -> bytes:
+    """A local file, or an object (s3://bucket/key) read with the given store options."""
+    if is_uri(path):
+        return read_bytes(path, options)
     try:
         with open(path, "rb") as fh:
             return fh.read()

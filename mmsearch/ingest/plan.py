@@ -18,7 +18,7 @@ class Plan:
     vanished: list[str] = field(default_factory=list)
 
 
-def make_plan(root: Path, existing: dict[str, ExistingRow], entries: Iterable[FileEntry]) -> Plan:
+def make_plan(root: Path | str, existing: dict[str, ExistingRow], entries: Iterable[FileEntry]) -> Plan:
     """entries: the files of one modality found under root (one walk serves every modality)."""
     plan = Plan(str(root))
     seen: set[str] = set()

@@ -23,6 +23,7 @@ from mmsearch.query.parts import QueryPart
 
 if TYPE_CHECKING:
     from mmsearch.encoders.onnx_text import OnnxTextEncoder
+    from mmsearch.location import Location
     from mmsearch.query.engine import QueryEngine
 
 PRELOAD = 2  # newest exports read ahead; a library rarely has more spaces with text than this
@@ -59,7 +60,7 @@ class Preload:
         return self.encoders.get(space_id)
 
 
-def light_engine(data_dir: Path, models_dir: Path, targets: Sequence[str], ann_threshold: int,
+def light_engine(data_dir: "Path | Location", models_dir: Path, targets: Sequence[str], ann_threshold: int,
                  parts: Sequence[QueryPart]) -> QueryEngine | None:
     if not parts or any(p.kind != "text" for p in parts):
         return None

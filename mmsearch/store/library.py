@@ -1,9 +1,8 @@
-"""A library: a data folder holding a LanceDB database, its indexed roots and an indexing lock."""
+"""A library: a LanceDB database (in a local folder or under an object-store prefix), its indexed roots and an
+indexing lock."""
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import threading
 import time
@@ -18,30 +17,53 @@ lazy_client.defer()
 import lancedb  # noqa: E402  (after defer: see store/lazy_client.py)
 
 from mmsearch.encoders.base import EmbeddingSpace
-from mmsearch.errors import LibraryBusy, LibraryNotFound
+from mmsearch.errors import LibraryNotFound
+from mmsearch.location import Location, cache_dir_for, is_uri, parse_location
+from mmsearch.store.meta import INTERNAL_TABLES, FileMeta, TableMeta
 from mmsearch.store.table import SpaceTable, table_schema, space_of, table_name
 from mmsearch.store.video_table import VideoTable
 
-ROOTS_FILE = "library.json"
 NAMES_TTL_S = 2.0
 
 
 class Library:
-    def __init__(self, data_dir: Path, create: bool = True) -> None:
-        self.data_dir = Path(data_dir).expanduser().resolve()
-        if not (self.data_dir / "lancedb").is_dir():
-            if not create:
-                raise LibraryNotFound(
-                    f"no library at {self.data_dir}; index a folder first "
-                    f"(`mmsearch index PATH`) or point --data-dir / MMSEARCH_DATA_DIR at an existing one"
-                )
-            (self.data_dir / "lancedb").mkdir(parents=True, exist_ok=True)
-        # Re-check the manifest at most once a second, so a server sees another process's commits.
-        self.db = lancedb.connect(self.data_dir / "lancedb", read_consistency_interval=timedelta(seconds=1))
+    def __init__(self, where: Path | str | Location, create: bool = True, consistency_s: float = 1.0) -> None:
+        self.location = where if isinstance(where, Location) else parse_location(where)
+        # A remote library keeps what a replica writes for itself (thumbnails, exports) in a local cache folder.
+        self.data_dir = self.location.local or cache_dir_for(self.location)
+        if self.location.remote:
+            self._connect(consistency_s)
+            self._check_remote(create)
+        else:
+            self._make_local(create)
+            self._connect(consistency_s)
+        self._metadata = TableMeta(self.db) if self.location.remote else FileMeta(self.data_dir)
         self._lock = threading.Lock()
         self._names: tuple[float, list[str]] | None = None
         self._spaces: dict[str, tuple[str, EmbeddingSpace] | None] = {}
         self._open: dict[str, SpaceTable] = {}
+
+    def _connect(self, consistency_s: float) -> None:
+        # Re-check the manifest at most once per interval, so a server sees another process's commits.
+        self.db = lancedb.connect(self.location.join("lancedb"), storage_options=dict(self.location.storage_options),
+                                  read_consistency_interval=timedelta(seconds=consistency_s))
+
+    def _missing(self) -> LibraryNotFound:
+        return LibraryNotFound(
+            f"no library at {self.location}; index a folder first "
+            f"(`mmsearch index PATH`) or point --data-dir / MMSEARCH_DATA_DIR at an existing one"
+        )
+
+    def _make_local(self, create: bool) -> None:
+        if not (self.data_dir / "lancedb").is_dir():
+            if not create:
+                raise self._missing()
+            (self.data_dir / "lancedb").mkdir(parents=True, exist_ok=True)
+
+    def _check_remote(self, create: bool) -> None:
+        # An object store has no folders: a library exists once its first table (metadata included) does.
+        if not create and not self.db.table_names(limit=10_000):
+            raise self._missing()
 
     # -- tables ---------------------------------------------------------------------------------
     # Listing and opening tables costs a round trip each; queries ask for them every time, so the
@@ -50,7 +72,8 @@ class Library:
         now = time.monotonic()
         with self._lock:
             if self._names is None or now - self._names[0] > NAMES_TTL_S:
-                self._names = (now, sorted(self.db.table_names(limit=10_000)))
+                names = self.db.table_names(limit=10_000)
+                self._names = (now, sorted(n for n in names if n not in INTERNAL_TABLES))
             return self._names[1]
 
     def _described(self, name: str) -> tuple[str, EmbeddingSpace] | None:
@@ -88,6 +111,8 @@ class Library:
         return table
 
     def size_on_disk(self) -> int:
+        if self.location.remote:
+            return 0  # not listed: walking a bucket prefix costs a request per thousand objects
         total = 0
         for dirpath, _, files in os.walk(self.data_dir):
             total += sum((Path(dirpath) / f).stat().st_size for f in files)
@@ -95,8 +120,7 @@ class Library:
 
     # -- roots ----------------------------------------------------------------------------------
     def _meta(self) -> dict:
-        f = self.data_dir / ROOTS_FILE
-        return json.loads(f.read_text()) if f.is_file() else {}
+        return self._metadata.read()
 
     @property
     def roots(self) -> list[str]:
@@ -124,15 +148,16 @@ class Library:
         self._write_meta(roots=sorted(roots))
 
     def _write_meta(self, **changes: object) -> None:
-        meta = {"version": 1, "roots": [], **self._meta(), **changes}
-        tmp = self.data_dir / (ROOTS_FILE + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp, self.data_dir / ROOTS_FILE)  # atomic: a crash leaves the old or the new list
+        self._metadata.write({"version": 1, "roots": [], **self._meta(), **changes})
 
     def contains(self, path: str | Path) -> bool:
-        """True if path lies inside an indexed root (symlinks resolved)."""
+        """True if path lies inside an indexed root (symlinks resolved; object URIs compared as text)."""
+        if is_uri(str(path)):
+            return any(str(path) == r or str(path).startswith(r.rstrip("/") + "/") for r in self.roots)
         real = os.path.realpath(path)
         for root in self.roots:
+            if is_uri(root):
+                continue
             base = os.path.realpath(root)
             if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
                 return True
@@ -142,22 +167,5 @@ class Library:
     @contextmanager
     def writer_lock(self) -> Iterator[None]:
         """One indexer per library; a second one is refused with a clear message."""
-        path = self.data_dir / "index.lock"
-        with open(path, "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.seek(0)
-                holder = fh.read().strip() or "another process"
-                raise LibraryBusy(
-                    f"library {self.data_dir} is being indexed by {holder}; wait for it to finish"
-                ) from None
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"pid {os.getpid()}")
-            fh.flush()
-            try:
-                yield
-            finally:
-                fh.truncate(0)
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with self._metadata.lock(str(self.location)):
+            yield

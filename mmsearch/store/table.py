@@ -321,6 +321,38 @@ class SpaceTable:
             self._wrote()
         return n
 
+    def delete_exact(self, rows: dict[str, ExistingRow]) -> None:
+        """Delete the rows with exactly these (path, size, mtime): the older copy of a file a writer appended anew."""
+        items = list(rows.items())
+        for i in range(0, len(items), 200):
+            where = " OR ".join(f"(path = {quote(p)} AND size = {r.size} AND mtime_ns = {r.mtime_ns})"
+                                for p, r in items[i:i + 200])
+            self.table.delete(where)
+            self._wrote()
+
+    def superseded_under(self, root: str) -> dict[str, ExistingRow]:
+        """Paths under root held by two rows (an append landed, the old row's delete did not): the older ones."""
+        newest: dict[str, tuple[Any, ExistingRow]] = {}
+        older: dict[str, ExistingRow] = {}
+        prefix = root.rstrip("/") + "/"
+        where = f"starts_with(path, {quote(prefix)}) OR path = {quote(root)}"
+        for batch in self._scan(["path", "size", "mtime_ns", "indexed_at"], where):
+            for r in batch.to_pylist():
+                row = ExistingRow(r["size"], r["mtime_ns"])
+                seen = newest.get(r["path"])
+                if seen is None:
+                    newest[r["path"]] = (r["indexed_at"], row)
+                elif seen[0] < r["indexed_at"]:
+                    older[r["path"]], newest[r["path"]] = seen[1], (r["indexed_at"], row)
+                else:
+                    older[r["path"]] = row
+        return older
+
+    def refresh(self) -> None:
+        """Another writer (lance-ray's fragments, another process) committed: read the latest version now."""
+        self.table.checkout_latest()
+        self._wrote()
+
     def iter_vectors(self, batch_rows: int = 65536) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
         for batch in self._scan(self.meta_columns + ["vector"]):
             yield batch, _vectors(batch.column(batch.schema.get_field_index("vector")))

@@ -173,6 +173,9 @@ class Actions:
         if not folder:
             return Indexed(None, "Type the path of a folder to index.", ok=False)
         path = os.path.abspath(os.path.expanduser(folder))
+        if self.service.settings.library_uri:  # a replica of a shared library: indexing is a job of its own
+            return Indexed(None, f"This server searches {self.service.settings.library_uri}; index it with "
+                                 "`mmsearch --data-dir URI index SRC [--ray auto]`, then `mmsearch maintain`.", ok=False)
         try:
             path = self.policy().check_index(path)  # before looking: the answer must not reveal what exists
             if not os.path.isdir(path):
