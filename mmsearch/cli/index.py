@@ -44,7 +44,7 @@ def index(ctx: click.Context, paths: tuple[Path, ...], quiet: bool, verbose: boo
     if ocr is not None:
         svc.settings.ocr = ocr
     if vectors or dims or svc.settings.vectors:  # the flags, or MMSEARCH_VECTORS: stored for every search
-        svc.set_vectors(vector_setting(svc, vectors, dims), create=True)
+        svc.set_vectors(vector_setting(svc, vectors, dims), create=True, indexing=True)
     with library_noise() as noise:
         paths = index_catalogs(svc, paths, catalog, verbose)
         if not paths:
