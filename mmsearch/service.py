@@ -300,14 +300,19 @@ class MMSearch:
         """The resident codec setting searches use: this process's (flag/env), else the library's, else auto."""
         return self.settings.vectors or self.library().vector_setting
 
-    def set_vectors(self, value: str, create: bool = False) -> None:
+    def set_vectors(self, value: str, create: bool = False, indexing: bool = False) -> None:
         """Store the library's codec setting. Running searchers re-encode from the stored float32 vectors
         within seconds (search/choice.py); nothing is embedded again. A Matryoshka length (int8@256) is
         refused, naming the table, when one of the library's models was not trained for it."""
-        from mmsearch.search.codecs import check_dims, parse_setting
+        from mmsearch.encoders.matryoshka import TRAINED
+        from mmsearch.search.codecs import BadVectorSetting, check_dims, parse_setting
 
         lib = self.library(create=create)
         dims = parse_setting(value)[1]
+        if indexing and dims is not None and self.settings.encoder not in TRAINED:  # the model about to embed
+            raise BadVectorSetting(f"--dims {dims}: encoder {self.settings.encoder} ({self.settings.model}) was not "
+                                   f"trained for Matryoshka truncation; only {', '.join(sorted(TRAINED))} is. "
+                                   f"Leave out --dims (or use a compressed codec, e.g. --vectors int8)")
         for modality in ("image", "audio", "video"):
             for space in lib.spaces(modality):
                 table = lib.table(modality, space)

@@ -450,3 +450,6 @@ def test_cli_dims_is_refused_for_clip_with_a_clear_message(settings, photo_dir):
     assert res.exit_code != 0 and "not trained for Matryoshka truncation" in res.output
     assert "Traceback" not in res.output
     assert json.loads((settings.data_dir / "library.json").read_text()).get("vectors", "auto") == "auto"
+    res = runner.invoke(cli, base + ["--data-dir", str(settings.data_dir) + "-new", "index", "-q", "--dims", "16",
+                                     str(photo_dir)], env=env)  # a new library: the model about to embed decides
+    assert res.exit_code != 0 and "was not trained for Matryoshka truncation" in res.output

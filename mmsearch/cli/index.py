@@ -51,7 +51,7 @@ def index(ctx: click.Context, paths: tuple[str, ...], ray_address: str | None, r
     if ocr is not None:
         svc.settings.ocr = ocr
     if vectors or dims or svc.settings.vectors:  # the flags, or MMSEARCH_VECTORS: stored for every search
-        svc.set_vectors(vector_setting(svc, vectors, dims), create=True)
+        svc.set_vectors(vector_setting(svc, vectors, dims), create=True, indexing=True)
     with library_noise() as noise:
         todo = index_catalogs(svc, given, catalog, verbose)
         if not todo:

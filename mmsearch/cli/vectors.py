@@ -41,15 +41,15 @@ def vector_setting(svc, setting: str | None, dims: int | None) -> str:  # noqa: 
     """The setting string for a --vectors / --dims pair: a missing half keeps the library's current one
     (dims 0 drops the truncation)."""
     from mmsearch.errors import LibraryNotFound
-    from mmsearch.search.codecs import parse_setting
+    from mmsearch.search.codecs import parse_setting, with_dims
 
     try:
         current = svc.vector_setting()
     except LibraryNotFound:  # `index --dims` on a new library
         current = "auto"
-    kind = setting or parse_setting(current)[0]
-    keep = parse_setting(current)[1] if dims is None else (dims or None)
-    return f"{kind}@{keep}" if keep else kind
+    kept = parse_setting(current)[1]
+    base = (f"{setting}@{kept}" if kept else setting) if setting else current
+    return with_dims(base, dims)
 
 
 def describe(t: dict) -> str:
