@@ -25,6 +25,7 @@ import numpy as np
 
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import BadMedia, MMSearchError
+from mmsearch.ingest.memory import release_free_memory, tune_allocator
 from mmsearch.ingest.pipelines import ImagePipeline, MediaPipeline, Prepared
 from mmsearch.ingest.plan import Plan, make_plan
 from mmsearch.ingest.prefetch import prefetched
@@ -246,6 +247,7 @@ class Indexer:
         # Batches and commits are sized in model inputs, not files: one image is one, an hour of sound is
         # ~480 windows, so an interrupt never loses more than one commit's worth of model time.
         pending_work = rows_work = 0.0
+        tune_allocator()  # before the decode threads exist: they would each keep an arena of freed pictures
         with ThreadPoolExecutor(self.workers, thread_name_prefix="mmsearch-decode") as pool, \
                 closing(self._prepared(pool, pipeline, plan.todo, known, skip)) as prepared:
             for item in prepared:
@@ -260,6 +262,7 @@ class Indexer:
                     table.upsert_rows(rows)
                     known.update(r["hash"] for r in rows)
                     rows, rows_work = [], 0.0
+                    release_free_memory()
                 progress(Progress(done, total, len(report.skipped)))
 
     def _prepared(self, pool: Executor, pipeline: MediaPipeline, todo: list[FileEntry], known: set[str],
