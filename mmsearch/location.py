@@ -2,7 +2,7 @@
 
 Object-store credentials and endpoints come from `--storage-option KEY=VALUE` and the standard AWS_* variables;
 they travel in `storage_options` to LanceDB and pyarrow and are never written to the library's metadata or logs
-(`redacted` is what may be shown).
+(Location keeps them out of its repr).
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ AWS_ENV = {
     "AWS_REGION": "aws_region",
     "AWS_DEFAULT_REGION": "aws_region",
 }
-_SECRET = re.compile(r"secret|token|key|password|credential|sas|signature", re.IGNORECASE)
-_PUBLIC = {"aws_endpoint", "aws_region", "region", "allow_http", "endpoint"}
 
 
 class BadLocation(MMSearchError):
@@ -106,11 +104,6 @@ def parse_storage_options(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
             raise BadLocation(f"--storage-option {pair.split('=')[0]!r}: write it as KEY=VALUE, e.g. aws_region=eu-west-1")
         out[key.strip()] = value
     return out
-
-
-def redacted(options: Mapping[str, str]) -> dict[str, str]:
-    """What may be logged or shown: endpoints and regions as given, everything else hidden."""
-    return {k: (v if k.lower() in _PUBLIC or not _SECRET.search(k) else "***") for k, v in options.items()}
 
 
 def cache_dir_for(location: Location) -> Path:

@@ -1,4 +1,4 @@
-"""The scale-out checks (an S3 server, Ray) run in a loopback-only network namespace: `unshare -n`, then
+"""The scale-out checks (an S3 server, Ray) run in a loopback-only network namespace: `unshare -n -p`, then
 `ip link set lo up`, then pytest on tests/netns. Anything there that tried to reach beyond loopback (Ray's
 cloud-metadata probes, a mistyped endpoint) fails instead of leaving the machine."""
 
@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# A network namespace with loopback only, and a PID namespace: when the checks end, the kernel ends every process
+# they started (Ray's workers put themselves in sessions of their own, so killing a process group misses them).
+UNSHARE = ["unshare", "--net", "--pid", "--fork", "--mount-proc"]
 pytest.importorskip("moto", reason="the scale-out checks need the test extra (moto, ray, lance-ray)")
 
 
 def _namespace_allowed() -> str | None:
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return "unshare or ip (util-linux, iproute2) not installed"
-    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True)
+    probe = subprocess.run([*UNSHARE, "sh", "-c", "ip link set lo up"], capture_output=True, text=True)
     return None if probe.returncode == 0 else f"network namespaces not permitted here: {probe.stderr.strip()}"
 
 
@@ -31,7 +34,7 @@ def run_in_namespace(check: str, timeout: int = 900) -> None:
            "-o", "addopts=", f"tests/netns/{check}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
     shell = "ip link set lo up && exec " + " ".join(cmd)
-    done = subprocess.run(["unshare", "-n", "sh", "-c", shell], cwd=ROOT, env=env, capture_output=True,
+    done = subprocess.run([*UNSHARE, "sh", "-c", shell], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
     tail = (done.stdout + done.stderr)[-6000:]
     assert done.returncode == 0, tail

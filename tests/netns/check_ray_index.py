@@ -68,3 +68,39 @@ def test_ray_on_s3_equals_the_single_process_indexer(bucket: str, photos_on_s3: 
     assert third.unchanged == N - 3
     single.index([photos_on_s3])
     assert_same_library(ray_svc, single)
+
+
+def test_a_job_killed_with_kill_9_resumes_without_embedding_twice(bucket: str, photos_on_s3: str, settings) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mmsearch.store.library import Library
+
+    uri = f"s3://{bucket}/library"
+    env = {**os.environ, "MMSEARCH_DATA_DIR": uri, "MMSEARCH_MODEL": settings.model, "MMSEARCH_PRETRAINED": "",
+           "MMSEARCH_DEVICE": "cpu", "MMSEARCH_OFFLINE": "1", "MMSEARCH_RAY_CHUNK_FILES": "40",
+           "MMSEARCH_MODELS_DIR": str(settings.models_dir), "MMSEARCH_BATCH_SIZE": "4"}
+    code = "import sys\nfrom mmsearch.cli import main\nsys.argv = ['mmsearch'] + sys.argv[1:]\nmain()"
+    job = subprocess.Popen([sys.executable, "-c", code, "index", "-q", photos_on_s3, "--ray", "auto",
+                            "--ray-actors", "2"], env=env, start_new_session=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    committed, deadline = 0, time.monotonic() + 400
+    while committed == 0 and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(1)
+        try:
+            tables = Library(uri, create=False, consistency_s=0).tables("image")
+            committed = tables[0].count() if tables else 0
+        except Exception:  # noqa: BLE001 - the library appears during the run
+            committed = 0
+    assert job.poll() is None and 0 < committed < N, job.stdout.read().decode()[-3000:] if job.poll() else committed
+    os.killpg(job.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    job.wait(60)
+    svc = MMSearch(settings.model_copy(update={"library_uri": uri, "ray_chunk_files": 40}))
+    kept = svc.library().tables("image")[0].count()
+    assert kept % 40 == 0 and kept >= committed  # whole chunks only: a commit is all or nothing
+    report = index_with_ray(svc, [photos_on_s3], "auto", actors=2)  # the stale claim of the dead pid is dropped
+    assert report.embedded == N - kept and report.unchanged == kept
+    paths = [r["path"] for r in _rows(svc)]
+    assert len(paths) == N == len(set(paths))
