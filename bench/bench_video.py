@@ -7,7 +7,7 @@ Writes a 1080p H.264 video per length (scikit-image photos, a cut every 6 s, slo
 defaults: keyframes at cuts and every 250 frames), then for each: seconds of video per wall second, the
 share of time spent decoding, and the peak RSS of a fresh process (so memory can be compared across lengths).
 The picture model is ViT-B-32 with random weights (the architecture decides the cost, not the weights).
-The sound side (CLAP) is not measured here.
+The sound side (CLAP) and memory on a 60-minute file: bench/bench_video_index.py.
 """
 
 from __future__ import annotations
