@@ -138,7 +138,8 @@ def importtime_top(env: dict, folder: Path, n: int = 12) -> list[str]:
     rows = []
     for line in proc.stderr.splitlines():
         parts = line.split("|")
-        if line.startswith("import time:") and len(parts) == 3 and not parts[2].startswith("  "):
+        if line.startswith("import time:") and len(parts) == 3 and parts[1].strip().isdigit() \
+                and not parts[2].startswith("  "):
             rows.append((int(parts[1]), parts[2].strip()))
     return [f"{name} {us / 1e6:.2f} s" for us, name in sorted(rows, reverse=True)[:n]]
 

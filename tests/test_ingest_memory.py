@@ -11,9 +11,15 @@ import pytest
 # In a fresh process: a decode-sized buffer (24 MB, a 3000x2000 RGBA picture) made and freed twice in a worker
 # thread; prints how much of it the process still holds afterwards (MB of RSS above the start).
 RETAINED = textwrap.dedent("""
-    import sys, threading
+    import importlib.util, pathlib, sys, threading
     import numpy as np
-    from mmsearch.ingest.memory import tune_allocator
+
+    # the module alone, not the mmsearch.ingest package (which imports lancedb: a minute on busy cores)
+    where = pathlib.Path(importlib.util.find_spec("mmsearch").origin).parent / "ingest" / "memory.py"
+    spec = importlib.util.spec_from_file_location("memory", where)
+    memory = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(memory)
+    tune_allocator = memory.tune_allocator
 
     def rss():
         with open("/proc/self/status") as fh:
@@ -33,7 +39,7 @@ RETAINED = textwrap.dedent("""
 
 def _retained(mode: str) -> tuple[bool, float]:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)}  # no MALLOC_* from the caller's shell
-    out = subprocess.run([sys.executable, "-c", RETAINED, mode], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run([sys.executable, "-c", RETAINED, mode], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr
     tuned, mb = out.stdout.split()
     return tuned == "True", float(mb)
