@@ -33,7 +33,7 @@ def _in_namespace() -> bool:
 
 def _reexec() -> None:
     inner = " ".join([sys.executable, *map(repr, sys.argv)])
-    cmd = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "sh", "-c", f"ip link set lo up && exec {inner}"]
+    cmd = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", f"ip link set lo up && exec {inner}"]
     raise SystemExit(subprocess.call(cmd, env={**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}))
 
 
