@@ -33,7 +33,7 @@ def _in_namespace() -> bool:
 
 def _reexec() -> None:
     inner = " ".join([sys.executable, *map(repr, sys.argv)])
-    cmd = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "sh", "-c", f"ip link set lo up && exec {inner}"]
+    cmd = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", f"ip link set lo up && exec {inner}"]
     raise SystemExit(subprocess.call(cmd, env={**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}))
 
 
@@ -74,6 +74,9 @@ def latency(rows: int, dim: int, queries: int, work: Path) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     import boto3
@@ -157,17 +160,22 @@ def main() -> None:
     result: dict = {"machine": f"{os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.1f}",
                     "command": "python bench/bench_scaleout.py " + " ".join(sys.argv[1:])}
     with tempfile.TemporaryDirectory() as tmp:
-        if "latency" not in args.skip:
-            result["latency"] = latency(args.rows, args.dim, args.queries, Path(tmp))
+        # throughput first, and results written after each part: the S3 latency part is the slow one
         if "throughput" not in args.skip:
             result["throughput"] = throughput(args.model, args.images, Path(tmp))
+            _save(result)
+        if "latency" not in args.skip:
+            result["latency"] = latency(args.rows, args.dim, args.queries, Path(tmp))
+            _save(result)
+    print(markdown(result))
+
+
+def _save(result: dict) -> None:
     result["load_average_end"] = os.getloadavg()[0]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "scaleout.json").write_text(json.dumps(result, indent=2))
     (RESULTS / "scaleout.md").write_text(markdown(result) + f"\nLoad average at the end: {result['load_average_end']:.1f}\n"
                                          f"\nReproduce: `{result['command']}`\n")
-    print(markdown(result))
-
 
 if __name__ == "__main__":
     main()

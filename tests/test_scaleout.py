@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # A network namespace with loopback only, and a PID namespace: when the checks end, the kernel ends every process
 # they started (Ray's workers put themselves in sessions of their own, so killing a process group misses them).
-UNSHARE = ["unshare", "--net", "--pid", "--fork", "--mount-proc"]
+UNSHARE = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]  # a timeout ends them all
 pytest.importorskip("moto", reason="the scale-out checks need the test extra (moto, ray, lance-ray)")
 
 

@@ -100,7 +100,8 @@ class _RayRun:
             self.connected = True
         s = self.settings
         items = [{"path": e.path, "size": e.size, "mtime_ns": e.mtime_ns} for e in chunk]
-        blocks = max(1, min(len(items) // s.batch_size, 8 * self._actor_count()))
+        # at least a few blocks per actor (one block feeds one actor at a time), never more blocks than files
+        blocks = min(len(items), max(4 * self._actor_count(), len(items) // s.batch_size))
         decode_args = {"known": frozenset(known), "max_pixels": s.max_image_pixels,
                        "draft": self.svc.encoder.image_draft_size(), "options": dict(s.storage_options)}
         # The actors need the model settings only: the object-store options (credentials) stay on the driver
