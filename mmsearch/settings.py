@@ -78,9 +78,11 @@ class Settings(BaseSettings):
     text_model: str | None = None  # a text model for captions/descriptions, e.g. sentence-transformers/all-MiniLM-L6-v2
     extra_models: str = ""  # more models, each its own table, fused at query time: "[ENCODER:]MODEL[@PRETRAINED],..."
     text_export: bool = True  # export the OpenCLIP text tower to ONNX at index time (cold CLI text queries skip torch)
-    # Text queries in a long-running process: "auto" uses the exported ONNX text tower on a CPU (about 3x faster
-    # than torch, same vectors to 1e-6) and torch on a GPU; "torch" always torch; "onnx" the export wherever found.
-    text_backend: Literal["auto", "torch", "onnx"] = "auto"
+    # Text queries in a long-running process: "torch" (default); "auto" the exported ONNX text tower on a CPU and
+    # torch on a GPU; "onnx" the export wherever found. ONNX answers one query faster (15.7 vs 49 ms to encode,
+    # same vectors to 1e-6) but served fewer answers/s to 20 concurrent clients (9.8-11.1 vs 13.8/s,
+    # bench/results/serving_text_backend.md), so it is not the default.
+    text_backend: Literal["auto", "torch", "onnx"] = "torch"
     ocr: bool = False  # read text inside images at index time (RapidOCR, the `ocr` extra): ~1 s per image on a CPU
 
     @model_validator(mode="before")

@@ -105,7 +105,8 @@ def test_a_long_running_service_embeds_text_queries_with_the_exported_tower(expo
     from mmsearch.encoders.onnx_text import OnnxTextEncoder
     from mmsearch.query.textcache import front
 
-    settings, svc = exported
+    settings, _ = exported
+    svc = MMSearch(settings.model_copy(update={"text_backend": "auto"}))  # auto: the export, on this CPU
     parts = [QueryPart("text", "a red square")]
     options = QueryOptions(k=4, targets=["image"], hybrid=False)
     answer = svc.query(parts, options)
