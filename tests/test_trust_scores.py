@@ -219,7 +219,7 @@ def test_calibration_and_scan_are_per_space(two_colour_spaces):
         own = a if f.table.endswith(ColourEncoder().space.id) else b
         assert f.threshold == own.best.threshold
     # Each table, at its own space's threshold, flags exactly the red ones.
-    per_table = {t.name: {Path(f.path).stem for f in Scanner._scan_table(t, scanner.probes([concept], e, t.modality))}
+    per_table = {t.name: {Path(f.path).stem for f in Scanner._scan_table(t, scanner.probes([concept], e, t.modality), t.modality)}
                  for t, e in scanner.tables()}
     assert list(per_table.values()) == [{"red", "dark-red"}, {"red", "dark-red"}]
 
