@@ -84,6 +84,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--grid", action="store_true", help="every config of GRID at every (nprobes, refine)")
     ap.add_argument("--only", help="comma-separated GRID indexes to run")
+    ap.add_argument("--probes", help="nprobes:refine pairs to measure the default config at, e.g. 10:10,20:10")
     ap.add_argument("--work", type=Path, default=Path("/tmp/mmsearch-ann"))
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ann.json")
     args = ap.parse_args()
@@ -115,7 +116,7 @@ def main() -> None:
             continue
         entry = {"config": asdict(cfg), "partitions": cfg.partitions(args.rows), "build_s": round(build_s, 1)}
         print(json.dumps(entry), flush=True)
-        entry["probes"] = measure(table, queries, truth, PROBES if args.grid else [(cfg.nprobes, cfg.refine_factor)])
+        entry["probes"] = measure(table, queries, truth, PROBES if args.grid else probe_list(args.probes, cfg))
         result["configs"].append(entry)
     if not args.grid:
         result["searcher"] = through_searcher(lib, table, queries, truth)
@@ -124,6 +125,12 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     shutil.rmtree(args.work, ignore_errors=True)
+
+
+def probe_list(text: str | None, cfg: AnnConfig) -> list[tuple[int, int]]:
+    if not text:
+        return [(cfg.nprobes, cfg.refine_factor)]
+    return [(int(a), int(b)) for a, b in (pair.split(":") for pair in text.split(","))]
 
 
 def through_searcher(lib: Library, table: SpaceTable, queries: np.ndarray, truth: list[list[str]]) -> dict:
