@@ -118,3 +118,19 @@ def test_a_long_running_service_embeds_text_queries_with_the_exported_tower(expo
     assert front(torch_svc.encoder, tower=torch_svc.text_tower).text_tower() is None
     assert [h.result.path for h in answer.hits] == [h.result.path for h in by_torch.hits]
     assert [h.score for h in answer.hits] == pytest.approx([h.score for h in by_torch.hits], abs=1e-4)
+
+
+def test_cold_cli_text_search_loads_neither_torch_nor_pandas(exported) -> None:
+    settings, svc = exported
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MMSEARCH_DATA_DIR": str(settings.data_dir),
+           "MMSEARCH_MODELS_DIR": str(settings.models_dir), "MMSEARCH_MODEL": settings.model,
+           "MMSEARCH_PRETRAINED": "", "MMSEARCH_OFFLINE": "1", "MMSEARCH_DEVICE": "cpu", "MMSEARCH_NO_SERVER": "1"}
+    code = ("import sys\nfrom mmsearch.cli import main\nsys.argv = ['mmsearch'] + sys.argv[1:]\ntry:\n    main()\n"
+            "finally:\n    print('HEAVY', sorted(m for m in ('torch', 'pandas') if m in sys.modules), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code, "search", "a red square", "-k", "4"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "HEAVY []" in done.stderr, done.stderr[-2000:]
+    cli = [json.loads(line)["path"] for line in done.stdout.splitlines()]
+    here = svc.query([QueryPart("text", "a red square")], QueryOptions(k=4, targets=["image"]))
+    assert cli == [h.result.path for h in here.hits] and len(cli) == 4

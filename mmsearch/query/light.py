@@ -7,7 +7,8 @@ runs here on ONNX Runtime and the `tokenizers` package alone, through the same e
 answer. Anything else (a sound table in CLAP's space, a caption model, an image part) returns None and the
 caller takes the full path.
 
-The two slow steps of a cold query overlap: ONNX Runtime reads the newest exported towers (about a second for
+LanceDB is imported without pandas (lazy_imports.py: pyarrow asks pandas about a value at import time,
+0.3-0.4 s). The two slow steps of a cold query overlap: ONNX Runtime reads the newest exported towers (about a second for
 ViT-B-32's 250 MB, mostly outside the GIL) on a thread while the main thread imports LanceDB and lists the
 library's tables. A preloaded tower whose space no searched table has is dropped unused.
 """
@@ -68,6 +69,9 @@ def light_engine(data_dir: "Path | Location", models_dir: Path, targets: Sequenc
     if not folder.is_dir():
         return None
     preload = Preload(folder)  # before the imports below: they take as long as reading the tower
+    from mmsearch.lazy_imports import arrow_without_pandas
+
+    arrow_without_pandas()  # this process answers one query and converts nothing to pandas
     from mmsearch.encoders.onnx_text import OnnxTextEncoder, find_text_export
     from mmsearch.query.engine import QueryEngine
     from mmsearch.search.vector import VectorSearch

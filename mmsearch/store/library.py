@@ -11,10 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
 
-from mmsearch.store import lazy_client
+from mmsearch import lazy_imports
 
-lazy_client.defer()
-import lancedb  # noqa: E402  (after defer: see store/lazy_client.py)
+lazy_imports.defer()
+import lancedb  # noqa: E402  (after defer: see lazy_imports.py)
 
 from mmsearch.encoders.base import EmbeddingSpace
 from mmsearch.errors import LibraryNotFound

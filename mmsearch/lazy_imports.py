@@ -1,6 +1,6 @@
-"""Import LanceDB without the REST client it never uses here.
+"""Imports a one-query process can do without: LanceDB's REST client, and pandas behind pyarrow's dataset module.
 
-`import lancedb` costs ~3.4 s on two cores, 2 s of it in `lance_namespace_urllib3_client`: an OpenAPI client for
+The REST client. `import lancedb` costs ~3.4 s on two cores, 2 s of it in `lance_namespace_urllib3_client`: an OpenAPI client for
 LanceDB's REST namespaces whose ~400 `pydantic.validate_call` methods build their validators at import time.
 `lance_namespace` (which `lancedb.db` imports) takes only its model classes from the `.models` subpackage, but
 importing any subpackage runs the package's `__init__`, which imports every API class.
@@ -46,3 +46,32 @@ def _loader(module: types.ModuleType, origin: str):
         return getattr(module, name)
 
     return load
+
+
+class _NoPandas:
+    """A finder that says pandas is not installed, for as long as it sits on sys.meta_path."""
+
+    def find_spec(self, name: str, path=None, target=None):
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError(f"{name} is not loaded on mmsearch's one-query path")
+        return None
+
+
+def arrow_without_pandas() -> bool:
+    """Import pyarrow's dataset module while pandas looks absent, for a process that answers one query.
+
+    `pyarrow._dataset` builds a scalar expression at import time, and pyarrow's pandas shim imports pandas to
+    ask whether that value is a pandas object: 0.3-0.4 s of a cold `mmsearch search`, which never converts
+    anything to pandas. The shim remembers the answer, so in this process pyarrow's pandas conversions
+    (`to_pandas`) are off; `import pandas` itself still works afterwards. Only the cold CLI's text path calls
+    this; the server and the web app (which use pandas) never do. False where pyarrow.dataset is already in.
+    """
+    if "pyarrow.dataset" in sys.modules or "pandas" in sys.modules:
+        return False
+    finder = _NoPandas()
+    sys.meta_path.insert(0, finder)
+    try:
+        import pyarrow.dataset  # noqa: F401
+    finally:
+        sys.meta_path.remove(finder)
+    return True
