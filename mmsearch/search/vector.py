@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from mmsearch.query.filters import Filters
+from mmsearch.search.batching import ScanBatcher
 from mmsearch.search.resident import META_ROWS, ResidentIndex, Snapshot
 from mmsearch.store.table import DEFAULT_ANN, SpaceTable
 
@@ -28,6 +29,7 @@ class VectorSearch:
         self.meta_rows = meta_rows
         self._resident: dict[str, ResidentIndex] = {}
         self._lock = threading.Lock()
+        self.batcher = ScanBatcher()  # concurrent queries on one snapshot share a scan
 
     def _index(self, table: SpaceTable) -> ResidentIndex:
         with self._lock:
@@ -55,7 +57,7 @@ class VectorSearch:
                     approximate: bool = False) -> list[list[tuple[dict, float]]]:
         """One result list per vector; below the ANN threshold they share one pass over the resident codes."""
         if self._resident_path(table):
-            return self.snapshot(table).search_many(np.stack(vectors), n, filters, self.rerank)
+            return self.batcher.search_many(self.snapshot(table), np.stack(vectors), n, filters, self.rerank)
         return [self.search(table, v, n, filters, approximate) for v in vectors]
 
     def search(self, table: SpaceTable, vector: np.ndarray, n: int, filters: Filters | None = None,
