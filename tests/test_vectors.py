@@ -453,3 +453,20 @@ def test_cli_dims_is_refused_for_clip_with_a_clear_message(settings, photo_dir):
     res = runner.invoke(cli, base + ["--data-dir", str(settings.data_dir) + "-new", "index", "-q", "--dims", "16",
                                      str(photo_dir)], env=env)  # a new library: the model about to embed decides
     assert res.exit_code != 0 and "was not trained for Matryoshka truncation" in res.output
+
+
+@pytest.mark.parametrize("kind", ["float32", "int8"])
+def test_rerank_vectors_by_path_survive_path_hash_collisions(tmp_path, monkeypatch, kind) -> None:
+    """Path hashes only shortlist rows: the stored path confirms each one, so colliding hashes never hand
+    one file another file's vector."""
+    from mmsearch.search import resident
+
+    monkeypatch.setattr(resident, "path_hashes", lambda paths: np.array([len(p) for p in paths], np.int64))
+    lib = Library(tmp_path / "lib", create=True)
+    vectors = clustered(30, seed=4)
+    table = table_of(lib, vectors)  # every path has the same length: one hash for all
+    snap = searcher(kind).snapshot(table)
+    got = snap.vectors_for_paths(["/lib/r00007.jpg", "/lib/r00011.jpg"])
+    assert sorted(got) == ["/lib/r00007.jpg", "/lib/r00011.jpg"]
+    assert np.abs(got["/lib/r00007.jpg"] - vectors[7]).max() < 1e-6
+    assert np.abs(got["/lib/r00011.jpg"] - vectors[11]).max() < 1e-6

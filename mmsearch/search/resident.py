@@ -275,6 +275,21 @@ class Snapshot:
             out[int(row.pop(ROW_ID))] = row
         return out
 
+    def paths_by_id(self, row_ids: np.ndarray) -> dict[int, str]:
+        """The stored path of each live row: only the path column is taken (a rerank asks this of every
+        candidate of every query; whole metadata rows cost 13 % of a loaded server's CPU)."""
+        if len(row_ids) == 0:
+            return {}
+        if self.resident_meta:
+            out: dict[int, str] = {}
+            for seg in self.segments:
+                pos = np.flatnonzero(seg.holding(row_ids) & seg.alive)
+                if len(pos):
+                    out.update(zip(seg.row_ids[pos].tolist(), seg.meta.column("path").take(pa.array(pos)).to_pylist()))
+            return out
+        arrow = self.pinned.take(row_ids, ["path"])
+        return dict(zip(arrow.column(ROW_ID).to_pylist(), arrow.column("path").to_pylist()))
+
     def _keep(self, filters: Filters | None) -> list[np.ndarray]:
         if not filters:
             return [s.alive for s in self.segments]
@@ -305,8 +320,8 @@ class Snapshot:
         wanted = set(paths)
         # Path hashes only shortlist: the stored path confirms each row (two paths may share a hash).
         if self.codec.exact or self.resident_meta:
-            vecs, rows = self.full_vectors(ids), self.rows_by_id(ids)
-            return {rows[i]["path"]: vecs[i] for i in vecs if i in rows and rows[i]["path"] in wanted}
+            vecs, path_of = self.full_vectors(ids), self.paths_by_id(ids)
+            return {path_of[i]: vecs[i] for i in vecs if path_of.get(i) in wanted}
         arrow = self.pinned.take(ids, ["path", "vector"])
         if arrow.num_rows == 0:
             return {}
