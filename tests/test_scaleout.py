@@ -47,3 +47,7 @@ def test_a_library_on_s3() -> None:
 
 def test_index_with_ray_equals_the_single_process_indexer() -> None:
     run_in_namespace("check_ray_index.py")
+
+
+def test_ray_faults_races_and_the_index_job() -> None:
+    run_in_namespace("check_ray_faults.py")
