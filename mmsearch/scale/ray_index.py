@@ -115,11 +115,11 @@ class _RayRun:
                              fn_constructor_kwargs={"settings": model_settings, "schema": table.schema,
                                                     "batch_size": s.batch_size},
                              compute=ray.data.ActorPoolStrategy(size=self._actor_count()),
-                             num_cpus=1, num_gpus=self._gpus_per_actor(),
                              # An actor whose process dies (a crash, the OOM killer, a lost node) is restarted
-                             # and its batches in flight run again; Ray Data's defaults, said here so that a
-                             # change of default cannot turn a dead worker into a failed job.
-                             max_restarts=-1, max_task_retries=-1))
+                             # and its batches in flight run again: Ray Data's actor pools default to
+                             # max_restarts=-1, max_task_retries=-1. Not passed here: since Ray 2.60 extra remote
+                             # args warn as deprecated; tests/netns/check_ray_faults.py guards the behaviour.
+                             num_cpus=1, num_gpus=self._gpus_per_actor()))
 
     def _actor_count(self) -> int:
         if self.actors:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,77 @@ def test_a_model_actor_that_dies_mid_run_is_restarted_and_nothing_is_duplicated(
     single = MMSearch(settings.model_copy(update={"data_dir": tmp_path / "single"}))
     single.index([root])
     assert_same_library(ray_svc, single)
+
+
+def _split_photos(photos: Path, first: int, later: Path) -> list[str]:
+    """Moves the photos numbered `first` and up to `later` (same relative paths); returns their relative paths."""
+    moved = []
+    for f in sorted(photos.rglob("*.*")):
+        if int(f.stem.rsplit("-", 1)[1]) >= first:
+            rel = f.relative_to(photos).as_posix()
+            (later / rel).parent.mkdir(parents=True, exist_ok=True)
+            f.rename(later / rel)
+            moved.append(rel)
+    return moved
+
+
+class Reader(threading.Thread):
+    """A search server's view (consistency interval 0: every query looks for a new version), asking in a loop:
+    the row count, the key set of a search that returns every row (the one query path, resident vectors), and
+    the key set of a scan. Each answer is recorded whole."""
+
+    def __init__(self, svc: MMSearch) -> None:
+        super().__init__(daemon=True)
+        self.svc, self.answers, self.stop, self.error = svc, [], threading.Event(), None
+
+    def answer(self) -> tuple[int, frozenset, frozenset]:
+        table = self.svc.library().tables("image")[0]
+        count = table.count()
+        hits = self.svc.query([QueryPart("text", "a photo")], self.svc.options(k=1000, hybrid=False)).hits
+        found = frozenset(h.result.path for h in hits)
+        assert len(found) == len(hits), "a path answered twice"
+        scanned = table.table.to_arrow().column("path").to_pylist()
+        assert len(scanned) == len(set(scanned)), "a path stored twice"
+        return count, found, frozenset(scanned)
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                self.answers.append((time.monotonic(), self.answer()))
+        except Exception as exc:  # noqa: BLE001 - reported by the test's thread
+            self.error = exc
+
+
+def test_a_search_during_a_commit_sees_the_old_or_the_new_table_never_a_mix(
+        bucket: str, photos: Path, settings, tmp_path: Path) -> None:
+    later = _split_photos(photos, 40, tmp_path / "later")
+    root, uri = f"s3://{bucket}/photos", f"s3://{bucket}/library"
+    upload_folder(photos, bucket, "photos")
+    writer = MMSearch(settings.model_copy(update={"library_uri": uri}))
+    index_with_ray(writer, [root], "auto", actors=2)
+    replica = MMSearch(settings.model_copy(update={"library_uri": uri, "read_consistency_s": 0,
+                                                   "data_dir": tmp_path / "replica"}))
+    reader = Reader(replica)
+    old = reader.answer()
+    version = replica.library().tables("image")[0].table.version
+    assert old[0] == 40 and old[1] == old[2] and len(old[1]) == 40
+    upload_folder(tmp_path / "later", bucket, "photos")
+    reader.start()
+    started = time.monotonic()
+    report = index_with_ray(writer, [root], "auto", actors=2)  # one chunk: one commit of 20 rows
+    finished = time.monotonic()
+    time.sleep(2)
+    reader.stop.set()
+    reader.join(60)
+    assert reader.error is None, reader.error
+    new = reader.answer()
+    assert report.embedded == len(later) == 20 and new[0] == N
+    assert new[1] == new[2] == old[1] | {f"{root}/{rel}" for rel in later}
+    assert replica.library().tables("image")[0].table.version == version + 1  # the chunk is one commit
+    during = [a for t, a in reader.answers if started <= t <= finished]
+    assert len(during) >= 5, f"only {len(during)} searches ran during the commit"
+    # each answer on its own (the three are separate calls: a commit may land between them)
+    counts, hits, scans = (Counter(a[i] for _, a in reader.answers) for i in range(3))
+    assert set(counts) == {old[0], new[0]}, counts  # the reader saw the commit land while it searched
+    assert set(hits) == {old[1], new[1]}, f"hits of sizes {[(len(h), n) for h, n in hits.items()]}"
+    assert set(scans) == {old[2], new[2]}, f"scans of sizes {[(len(s), n) for s, n in scans.items()]}"
