@@ -5,6 +5,7 @@ Runs only in a loopback-only namespace (tests/test_scaleout.py)."""
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections import Counter
@@ -16,6 +17,7 @@ from mmsearch.query.parts import QueryPart
 from mmsearch.scale.ray_index import index_with_ray
 from mmsearch.scale.stages import Embedder
 from mmsearch.service import MMSearch
+from mmsearch.store.library import Library
 
 from .check_ray_index import _rows, assert_same_library
 from .conftest import upload_folder
@@ -140,3 +142,41 @@ def test_a_search_during_a_commit_sees_the_old_or_the_new_table_never_a_mix(
     assert set(counts) == {old[0], new[0]}, counts  # the reader saw the commit land while it searched
     assert set(hits) == {old[1], new[1]}, f"hits of sizes {[(len(h), n) for h, n in hits.items()]}"
     assert set(scans) == {old[2], new[2]}, f"scans of sizes {[(len(s), n) for s, n in scans.items()]}"
+
+
+def _cli(data_dir: str, settings, *args: str, **env: str) -> str:
+    from click.testing import CliRunner
+
+    from mmsearch.cli import cli
+
+    base = ["--data-dir", data_dir, "--model", settings.model, "--pretrained", "", "--device", "cpu", "--offline"]
+    res = CliRunner().invoke(cli, base + list(args), catch_exceptions=False,
+                             env={"MMSEARCH_MODELS_DIR": str(settings.models_dir), **env})
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+def test_maintain_on_ray_builds_the_indexes_as_a_ray_job_and_searches_answer_the_same(
+        bucket: str, photos: Path, settings) -> None:
+    """`mmsearch maintain --ray auto` on the S3 library built by `index --ray`, against `mmsearch maintain` on a
+    local library of the same objects; the ANN threshold lowered so that the 60 rows get an ANN index."""
+    upload_folder(photos, bucket, "photos")
+    root, uri, local = f"s3://{bucket}/photos", f"s3://{bucket}/library", str(settings.data_dir)
+    ann = {"MMSEARCH_ANN_THRESHOLD": "20"}
+    # index_with_ray itself, not the CLI's `index --ray`, which builds the keyword index on the driver after
+    index_with_ray(MMSearch(settings.model_copy(update={"library_uri": uri})), [root], "auto", actors=2)
+    _cli(local, settings, "index", "-q", root)
+    dense = ("search", "a photo", "--no-hybrid", "-k", "5")
+    before = _cli(uri, settings, *dense, **ann)
+    said = _cli(uri, settings, "maintain", "--ray", "auto", **ann)
+    assert "keyword index built" in said and "ANN index built" in said, said
+    where = re.search(r"ran as a Ray task on \S+ \(pid (\d+)\)", said)
+    assert where and int(where.group(1)) != os.getpid(), said  # in a Ray worker, not in this driver
+    _cli(local, settings, "maintain", **ann)
+    table = Library(uri, create=False).tables("image")[0]
+    assert table.has_keyword_index() and table.has_ann_index() and table.count() == N
+    assert MMSearch(settings.model_copy(update={"library_uri": uri, "ann_threshold": 20})).searcher.vectors.uses_ann(table)
+    assert _cli(uri, settings, *dense, **ann) == before  # now through the ANN index
+    for query in (("a photo", "-k", "5"), ("chelsea", "-k", "5"), ("coffee", "--no-hybrid", "--type", "png")):
+        here, there = _cli(local, settings, "search", *query, **ann), _cli(uri, settings, "search", *query, **ann)
+        assert there == here and there.strip(), query
