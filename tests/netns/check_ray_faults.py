@@ -128,7 +128,9 @@ def test_a_search_during_a_commit_sees_the_old_or_the_new_table_never_a_mix(
     started = time.monotonic()
     report = index_with_ray(writer, [root], "auto", actors=2)  # one chunk: one commit of 20 rows
     finished = time.monotonic()
-    time.sleep(2)
+    deadline = finished + 60  # a few searches more that start after the commit (however slow the machine)
+    while sum(t > finished for t, _ in reader.answers) < 3 and time.monotonic() < deadline and reader.is_alive():
+        time.sleep(0.2)
     reader.stop.set()
     reader.join(60)
     assert reader.error is None, reader.error
