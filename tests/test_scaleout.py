@@ -36,7 +36,9 @@ def run_in_namespace(check: str, timeout: int = 900) -> None:
     shell = "ip link set lo up && exec " + " ".join(cmd)
     done = subprocess.run([*UNSHARE, "sh", "-c", shell], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
-    tail = (done.stdout + done.stderr)[-6000:]
+    # the failure itself (before pytest's "Captured log" sections, which Ray's logs fill) and the summary
+    failure = done.stdout.split("- Captured")[0][-6000:]
+    tail = failure + "\n...\n" + (done.stdout + done.stderr)[-1500:]
     assert done.returncode == 0, tail
     assert " passed" in done.stdout and "skipped" not in done.stdout.splitlines()[-1], tail
 
@@ -47,3 +49,7 @@ def test_a_library_on_s3() -> None:
 
 def test_index_with_ray_equals_the_single_process_indexer() -> None:
     run_in_namespace("check_ray_index.py")
+
+
+def test_ray_faults_races_and_the_index_job() -> None:
+    run_in_namespace("check_ray_faults.py")

@@ -20,8 +20,10 @@ def maintain(ctx: click.Context, ray_address: str | None) -> None:
     if ray_address:
         from mmsearch.scale.jobs import maintain_on_ray
 
-        done = maintain_on_ray(svc.settings, ray_address)
+        done, where = maintain_on_ray(svc.settings, ray_address)
     else:
-        done = svc.maintain_index()
+        done, where = svc.maintain_index(), None
     for line in done or ["nothing to do: the library is empty"]:
         click.echo(line, err=True)
+    if where:
+        click.echo(where, err=True)

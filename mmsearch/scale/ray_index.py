@@ -31,14 +31,16 @@ from mmsearch.scale.stages import REUSE, SKIPPED, Embedder, decode_batch, embedd
 from mmsearch.store.table import SpaceTable
 
 
-def index_with_ray(svc: Any, roots: Sequence[str | Path], address: str, actors: int | None = None) -> IndexReport:
+def index_with_ray(svc: Any, roots: Sequence[str | Path], address: str, actors: int | None = None,
+                   embedder: type = Embedder) -> IndexReport:
+    """embedder: the model actor's class (a test passes one whose process dies once, to prove Ray's retry)."""
     s = svc.settings
     started = time.perf_counter()
     report = IndexReport()
     checked = [check_root(r, s.storage_options) for r in roots]
     space = svc.encoder.space  # missing weights fail here, before anything starts
     library = svc.library(create=True)
-    run = _RayRun(svc, address, actors)
+    run = _RayRun(svc, address, actors, embedder)
     with library.writer_lock():
         table = library.table("image", space, create=True)
         for root in checked:
@@ -50,8 +52,8 @@ def index_with_ray(svc: Any, roots: Sequence[str | Path], address: str, actors: 
 
 
 class _RayRun:
-    def __init__(self, svc: Any, address: str, actors: int | None) -> None:
-        self.svc, self.address, self.actors = svc, address, actors
+    def __init__(self, svc: Any, address: str, actors: int | None, embedder: type = Embedder) -> None:
+        self.svc, self.address, self.actors, self.embedder = svc, address, actors, embedder
         self.settings = svc.settings
         self.connected = False
 
@@ -109,10 +111,14 @@ class _RayRun:
         model_settings = s.model_dump(exclude={"storage_options", "library_uri"})
         return (ray.data.from_items(items, override_num_blocks=blocks)
                 .map_batches(decode_batch, batch_format="pyarrow", batch_size=s.batch_size, fn_kwargs=decode_args)
-                .map_batches(Embedder, batch_format="pyarrow", batch_size=s.batch_size,
+                .map_batches(self.embedder, batch_format="pyarrow", batch_size=s.batch_size,
                              fn_constructor_kwargs={"settings": model_settings, "schema": table.schema,
                                                     "batch_size": s.batch_size},
                              compute=ray.data.ActorPoolStrategy(size=self._actor_count()),
+                             # An actor whose process dies (a crash, the OOM killer, a lost node) is restarted
+                             # and its batches in flight run again: Ray Data's actor pools default to
+                             # max_restarts=-1, max_task_retries=-1. Not passed here: since Ray 2.60 extra remote
+                             # args warn as deprecated; tests/netns/check_ray_faults.py guards the behaviour.
                              num_cpus=1, num_gpus=self._gpus_per_actor()))
 
     def _actor_count(self) -> int:
