@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from mmsearch.cli import cli
 from mmsearch.service import MMSearch
 from mmsearch.workflows.review import ReviewQueue
-from mmsearch.workflows.video_dupes import MIN_SHARE, VideoPrints, align, fingerprint, library_videos
+from mmsearch.workflows.video_dupes import (DUPE_SHARE, MIN_SHARE, VideoPrints, align, clusters, fingerprint,
+                                            library_videos)
 from tests.video_support import panning, reencode
 
 COPIES = {"vp9.webm": {}, "half.mp4": {"scale": 0.5}, "low-bitrate.mp4": {"bit_rate": 60_000},
@@ -73,6 +74,25 @@ def test_moderate_copies_finds_the_reuploads_and_queues_where_they_are(videos, s
     assert run("moderate", "copies", str(unrelated), code=1).stdout.strip() == ""
 
 
+def test_near_duplicate_pairs_clear_the_cluster_rule_by_a_margin(videos):
+    """Every pair of re-uploads scores and covers over DUPE_SHARE + 0.1; every pair with an unrelated video or
+    the one sharing a scene falls short of it by 0.1 in score or in coverage of the shorter."""
+    from mmsearch.workflows.video_dupes import PrintIndex, _pair
+
+    names = [*COPIES, "other.mp4", "one-shared-scene.mp4"]
+    prints = {n: fingerprint(str(videos[n])) for n in names}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            pair = _pair(prints[a], prints[b], 10)
+            rule = min(pair.score, pair.coverage) if pair else 0.0
+            if a in COPIES and b in COPIES:
+                assert rule - DUPE_SHARE > 0.1, (a, b, pair)
+            else:
+                assert DUPE_SHARE - rule > 0.1, (a, b, pair)
+    groups = clusters(PrintIndex(names, [prints[n] for n in names]))
+    assert [sorted(p for p, _ in g) for g in groups] == [sorted(COPIES)]
+
+
 def test_fingerprints_are_stored_by_content(videos, settings):
     service = MMSearch(settings)
     service.index([videos["other.mp4"].parent])
@@ -82,3 +102,42 @@ def test_fingerprints_are_stored_by_content(videos, settings):
     assert (first.hashed, again.hashed) == (len(rows), 0) and len(rows) == len(COPIES) + 2
     for a, b in zip(first.prints, again.prints):
         assert (a.hashes == b.hashes).all() and (a.times == b.times).all()
+
+
+def test_near_duplicate_clusters_hold_the_reuploads_and_nothing_else(videos, settings):
+    """`moderate dupes` and the Review tab's clusters, from one workflow: the five re-uploads of the clip form
+    one video cluster; the unrelated video and the one sharing a scene (a third of the time) are in none."""
+    base = ["--data-dir", str(settings.data_dir), "--model", settings.model, "--pretrained", "", "--offline"]
+    env = {"MMSEARCH_MODELS_DIR": str(settings.models_dir), "MMSEARCH_NO_SERVER": "1"}
+    done = CliRunner().invoke(cli, base + ["index", "-q", str(videos["other.mp4"].parent)], env=env)
+    assert done.exit_code == 0, done.output
+    done = CliRunner().invoke(cli, base + ["moderate", "dupes"], catch_exceptions=False, env=env)
+    assert done.exit_code == 0, done.output
+    found = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [c["modality"] for c in found] == ["video"], found  # no photos here: only the video cluster
+    members = found[0]["members"]
+    assert {Path(m["path"]).name for m in members} == set(COPIES)
+    assert all(m["score"] - DUPE_SHARE > 0.1 for m in members[1:]), members  # each against the first
+    assert "0 images and 7 videos" in done.stderr and "(0 of images, 1 of videos)" in done.stderr
+
+    from mmsearch.ui.review_tab import ReviewActions
+    from mmsearch.ui.thumbs import Renditions
+
+    svc = MMSearch(settings)
+    actions = ReviewActions(svc, Renditions(settings.data_dir / "r", 10**8), lambda p: None)
+    note, rows = actions.dupes(10)
+    assert note.startswith("1 cluster(s) among 0 images and 7 videos")
+    assert {Path(r[2]).name for r in rows} == set(COPIES) and {r[0] for r in rows} == {1}
+    assert rows[0][1] == "first" and all(r[1].startswith("score ") for r in rows[1:])
+
+    # "Find copies" with an uploaded clip: the same copies as the CLI, thumbnails of the copying stretch.
+    note, shown = actions.copies(None, str(videos["clip"]), 10, True, MIN_SHARE)
+    assert note.startswith(f"{len(COPIES)} copies of the clip") and f"{len(COPIES)} new in the queue" in note
+    assert len(shown) == len(COPIES) and all(t.endswith(".webp") for t, _ in shown)
+    assert {c.split(" · ")[1] for _, c in shown} == set(COPIES)
+    queued = ReviewQueue(svc.library()).items()
+    assert {q.concept for q in queued} == {"copy of bad.mp4"} and all(q.modality == "video" for q in queued)
+    broken = videos["clip"].parent / "cut-short.mp4"
+    broken.write_bytes(videos["clip"].read_bytes()[:3000])
+    note, shown = actions.copies(None, str(broken), 10, False)
+    assert note.startswith("⚠️") and "cut-short.mp4" in note and shown == []

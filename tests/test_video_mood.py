@@ -74,6 +74,33 @@ def test_a_moment_is_an_example_for_photos_and_videos_alike(library):
         search.example(str(library["root"].parent / "elsewhere.mp4@3"))
 
 
+def test_a_video_that_is_not_indexed_is_an_example_cut_as_the_indexer_cuts_it(library, tmp_path):
+    """An upload: a copy of the library's video kept outside it (another name, not indexed)."""
+    import shutil
+
+    from mmsearch.workflows.moments import file_moment, moment_row
+
+    search, video = library["search"], library["video"]
+    upload = tmp_path / "uploads" / "clip.mp4"
+    upload.parent.mkdir()
+    shutil.copy(video, upload)
+    for at in ("@1", "@5", "@7.9", "@60", ""):  # past the end: the last moment, as for an indexed video
+        indexed, loose = moment_row(search.library, video + at), file_moment(str(upload) + at)
+        assert (loose["start_s"], loose["end_s"]) == (indexed["start_s"], indexed["end_s"]), at
+        assert indexed["start_s"] <= loose["frame_s"] < indexed["end_s"]
+    parts = search.example(f"{upload}@5")
+    assert [p.label for p in parts] == ["moment:clip.mp4@0:04–0:08 picture"]
+    assert _found(search.run([], parts, QueryOptions(k=1, targets=("image",)))) == [("blue", None)]
+    first = search.example(str(upload))  # the bare file: its first moment, the red one
+    assert [p.label for p in first] == ["moment:clip.mp4@0:00–0:04 picture"]
+    assert _found(search.run([], first, QueryOptions(k=1, targets=("image",)))) == [("red", None)]
+    assert _found(search.run([], first, QueryOptions(k=1, targets=("video",)))) == [("colours", "0:00–0:04")]
+    broken = tmp_path / "uploads" / "broken.mp4"
+    broken.write_bytes(upload.read_bytes()[:2000])
+    with pytest.raises(MMSearchError, match="broken.mp4"):
+        search.example(str(broken))
+
+
 def test_boards_hold_moments_and_hand_them_off(library, tmp_path):
     search, video, root = library["search"], library["video"], library["root"]
     boards = Boards(search.library)
@@ -119,6 +146,12 @@ def test_mood_and_board_cli_take_a_moment_with_its_sound(audio_settings, tmp_pat
     shown = run("board", "show", "reel")
     assert {(s["modality"], s["file"]) for s in shown} == {("video", h["path"]) for h in hits}
     assert all(s["path"] == f"{s['file']}#t={s['start_s']:g},{s['end_s']:g}" for s in shown)
+    upload = tmp_path / "elsewhere" / "sent.mp4"  # not indexed: cut and heard on the spot
+    two_scenes(upload)
+    hits = run("mood", "--like", f"{upload}@5", "--target", "videos", "-k", "1")
+    assert {m["part"] for m in hits[0]["matched"]} == {"+1 moment:sent.mp4@0:04–0:08 picture",
+                                                       "+1 moment:sent.mp4@0:04–0:08 sound"}
+    assert hits[0]["modality"] == "video"  # (random weights: which moment ranks is the colour test's job)
     run("board", "pin", "mine", f"{party}@4.5")
     like = run("board", "like", "mine", "--target", "videos", "-k", "3")
     assert like and party not in {h["path"] for h in like}

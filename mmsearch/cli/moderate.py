@@ -233,29 +233,41 @@ def _bad_json_line(path: Path) -> int:
 
 @moderate.command("dupes")
 @click.option("--cut", type=click.IntRange(0, 64), default=10, show_default=True,
-              help="Most differing bits (of 64) for two images to count as copies.")
+              help="Most differing bits (of 64) for two images, or two video frames, to count as copies.")
+@click.option("--min-share", type=click.FloatRange(0, 1), default=0.7, show_default=True,
+              help="Videos: the share of their common time, and of the shorter video, whose frames must line up.")
 @click.option("--plain", is_flag=True)
 @click.pass_context
 @friendly
-def dupes(ctx: click.Context, cut: int, plain: bool) -> None:
-    """Clusters of near-identical images (re-encodes, resizes, crops, colour edits), by perceptual hash."""
-    from mmsearch.workflows.dupes import clusters, hash_index
+def dupes(ctx: click.Context, cut: int, min_share: float, plain: bool) -> None:
+    """Clusters of near-identical images (re-encodes, resizes, crops, colour edits), by perceptual hash, and of
+    videos that copy one another (re-encoded, resized, trimmed), by frame hashes lined up in time."""
+    from mmsearch.workflows.copies import near_duplicates
 
-    index = hash_index(service(ctx))
-    groups = clusters(index, cut)
-    click.echo(f"{len(index.paths)} images ({index.hashed} hashed now, {index.seconds:.1f}s): "
-               f"{len(groups)} cluster(s) at cut {cut}", err=True)
-    for n, group in enumerate(groups, 1):
+    found = near_duplicates(service(ctx), cut, min_share)
+    per = {m: sum(c.modality == m for c in found.clusters) for m in ("image", "video")}
+    click.echo(f"{found.images} images and {found.videos} videos ({found.hashed} hashed now, {found.seconds:.1f}s): "
+               f"{len(found.clusters)} cluster(s) at cut {cut} ({per['image']} of images, {per['video']} of videos)",
+               err=True)
+    for path, reason in found.skipped:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    for n, cluster in enumerate(found.clusters, 1):
         if plain:
-            click.echo(f"cluster {n}: " + ", ".join(f"{p} ({d})" for p, d in group))
+            click.echo(f"cluster {n} ({cluster.modality}s): " + ", ".join(_member(m) for m in cluster.members))
         else:
-            click.echo(json.dumps({"cluster": n, "members": [{"path": p, "distance": d} for p, d in group]}))
+            click.echo(json.dumps(cluster.record(n)))
+
+
+def _member(m: dict) -> str:
+    if "distance" in m:
+        return f"{m['path']} ({m['distance']})"
+    return f"{m['path']} ({m['score']:.2f} at {m['start_s']:g}-{m['end_s']:g}s)" if "score" in m else m["path"]
 
 
 @moderate.command("copies")
 @click.argument("image", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
 @click.option("--cut", type=click.IntRange(0, 64), default=10, show_default=True,
-              help="Most differing bits (of a video's frames, for a video).")
+              help="Most differing bits (of 64) of an image, or of a video's frames.")
 @click.option("--similarity", type=click.FloatRange(-1, 1), default=None,
               help="Also embedding matches at or above this cosine (crops and heavier edits). Images only.")
 @click.option("--min-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
@@ -269,27 +281,13 @@ def copies(ctx: click.Context, image: str, cut: int, similarity: float | None, m
            plain: bool, export_to: Path | None) -> None:
     """All copies of a known-bad FILE in the library: an image (perceptual hash, optionally embeddings) or a
     video clip (frame hashes lined up in time: re-encoded, resized and trimmed copies)."""
-    from mmsearch.media.video import supported_extensions as video_extensions
+    from mmsearch.workflows.copies import find_copies
 
     svc = service(ctx)
-    if Path(image).suffix.lower() in video_extensions():
-        from mmsearch.workflows.video_dupes import find_clip_copies
-
-        found = find_clip_copies(svc, image, cut, min_share)
-        columns = ["method", "score", "start_s", "end_s", "path"]
-        flags = [c.flag(Path(image).name, min_share) for c in found]
-    else:
-        from mmsearch.workflows.dupes import find_copies, hash_index
-
-        found = find_copies(svc, hash_index(svc), image, cut, similarity)
-        columns = ["method", "distance", "similarity", "path"]
-        flags = [c.flag(Path(image).name, cut) for c in found]
-    emit_records([c.record() for c in found], plain, columns)
-    hand_off(found, export_to, None)
+    found = find_copies(svc, image, cut, similarity, min_share)
+    emit_records(found.records(), plain, found.columns)
+    hand_off(found.found, export_to, None)
     if to_queue:
-        from mmsearch.workflows.review import ReviewQueue
-
-        added = ReviewQueue(svc.library()).add(flags, source="copies")
-        click.echo(f"{added.new} new in the review queue", err=True)
-    if not found:
+        click.echo(f"{found.queue(svc)} new in the review queue", err=True)
+    if not found.found:
         sys.exit(1)

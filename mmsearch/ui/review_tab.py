@@ -1,6 +1,7 @@
 """The Review tab: scan with the watch-list, go through the queue (approve / reject / escalate, stored with
 who and when), export the queue or the decision log for audit, calibrate a concept's threshold on the
-decisions made so far, and find copies of a known-bad image or clusters of near-duplicates.
+decisions made so far, and find copies of a known-bad image or video clip, or clusters of near-duplicate
+photos and videos (workflows/copies.py, as `mmsearch moderate copies|dupes`).
 
 ReviewActions holds the logic without Gradio; review_tab lays out the tab.
 """
@@ -15,14 +16,16 @@ from typing import Any, Callable
 import gradio as gr
 import pandas as pd
 
+from mmsearch.media.video import supported_extensions as video_extensions
 from mmsearch.query.embed import load_query_image
 from mmsearch.search import SearchResult
 from mmsearch.service import MMSearch
 from mmsearch.ui.present import friendly
 from mmsearch.ui.thumbs import Renditions
 from mmsearch.ui.uploads import ImageUpload
+from mmsearch.media.timecode import clock
 from mmsearch.ui.videos import VideoRenditions, player_html
-from mmsearch.workflows.dupes import clusters, copies_of, hash_index
+from mmsearch.workflows.copies import find_copies, is_video, near_duplicates
 from mmsearch.workflows.export import export
 from mmsearch.workflows.moderation import (EXAMPLE_THRESHOLD, TEXT_THRESHOLD, Concept, Scanner, WatchList,
                                           calibrate_spaces, watchlist_path)
@@ -198,31 +201,56 @@ class ReviewActions:
         return (f"On {len(cal.labels)} decided items (best F1, each model's space on its own) {each}. "
                 f"Lower thresholds catch more and flag more that is fine."), frame
 
-    def copies(self, image: str | None, cut: int, queue: bool) -> tuple[str, list[tuple[str, str]]]:
-        if not image:
-            return "⚠️ Upload the known-bad image first.", []
+    def copies(self, image: str | None, clip: str | None, cut: int, queue: bool, min_share: float = 0.5
+               ) -> tuple[str, list[tuple[str, str]]]:
+        """Copies of an uploaded known-bad image, or of a video clip (the clip when both are given)."""
+        upload = clip or image
+        if not upload:
+            return "⚠️ Upload the known-bad image or video clip first.", []
         try:  # the upload first, with the query limits and messages: a bad file costs no library scan
-            picture = load_query_image(image, self.service.settings.max_image_pixels, what="known-bad image")
-            index = hash_index(self.service)
-            found = copies_of(index, picture, int(cut))
-            added = ReviewQueue(self.service.library()).add([c.flag(Path(image).name, int(cut)) for c in found],
-                                                            source="copies") if queue and found else None
+            if not is_video(upload):
+                load_query_image(upload, self.service.settings.max_image_pixels, what="known-bad image")
+            found = find_copies(self.service, upload, int(cut), min_share=float(min_share))
+            added = found.queue(self.service) if queue else None
         except Exception as exc:  # noqa: BLE001
             return f"⚠️ {friendly(exc)}", []
         self._expose([str(self.renditions.folder)])
-        shown = [(t, f"{c.distance} bits · {Path(c.path).name}") for c in found
-                 if (t := self.renditions.get(c.path)) is not None]
-        note = f"{len(found)} cop{'y' if len(found) == 1 else 'ies'} within {int(cut)} bits"
-        return note + (f"; {added.new} new in the queue" if added else ""), shown
+        if found.modality == "video":
+            shown = [(t, f"{c.alignment.score:.2f} · {Path(c.path).name} · {clock(c.alignment.start_s)}–"
+                         f"{clock(c.alignment.end_s)}") for c in found.found
+                     if (t := self.videos.thumb(_stretch(c))) is not None]
+            note = (f"{len(found.found)} cop{'y' if len(found.found) == 1 else 'ies'} of the clip (frames within "
+                    f"{int(cut)} bits over at least {float(min_share):.0%} of the common time)")
+        else:
+            shown = [(t, f"{c.distance} bits · {Path(c.path).name}") for c in found.found
+                     if (t := self.renditions.get(c.path)) is not None]
+            note = f"{len(found.found)} cop{'y' if len(found.found) == 1 else 'ies'} within {int(cut)} bits"
+        return note + (f"; {added} new in the queue" if added is not None else ""), shown
 
     def dupes(self, cut: int) -> tuple[str, list[list[Any]]]:
         try:
-            index = hash_index(self.service)
-            groups = clusters(index, int(cut))
+            found = near_duplicates(self.service, int(cut))
         except Exception as exc:  # noqa: BLE001
             return f"⚠️ {friendly(exc)}", []
-        rows = [[n, d, p] for n, g in enumerate(groups, 1) for p, d in g]
-        return f"{len(groups)} cluster(s) among {len(index.paths)} images at {int(cut)} bits", rows
+        rows = [[n, _match(m), m["path"]] for n, c in enumerate(found.clusters, 1) for m in c.members]
+        return (f"{len(found.clusters)} cluster(s) among {found.images} images and {found.videos} videos at "
+                f"{int(cut)} bits"), rows
+
+
+def _stretch(copy: Any) -> SearchResult:
+    """A video copy as a result at the stretch that copies the clip (its thumbnail: the stretch's first frame)."""
+    a = copy.alignment
+    return SearchResult(copy.path, a.score, Path(copy.path).name, str(Path(copy.path).parent), 0, 0, "", 0,
+                        modality="video", start_s=a.start_s, end_s=a.end_s, frame_s=a.start_s)
+
+
+def _match(member: dict) -> str:
+    """How a cluster member matches its cluster's first: '3 bits', 'score 0.94 at 0:02–0:10', or 'first'."""
+    if "distance" in member:
+        return f"{member['distance']} bits"
+    if "score" in member:
+        return f"score {member['score']:.2f} at {clock(member['start_s'])}–{clock(member['end_s'])}"
+    return "first"
 
 
 def _keep_example(data_dir: Path, concept: str, upload: str) -> Path:
@@ -299,15 +327,20 @@ def review_tab(actions: ReviewActions, private: dict) -> None:
         with gr.Row():
             bad = ImageUpload(label="Known-bad image", height=160, sources=["upload", "clipboard"],
                            elem_id="mms-r-bad")
+            bad_clip = gr.File(label="…or a known-bad video clip", type="filepath", height=160,
+                               file_types=sorted(video_extensions()), elem_id="mms-r-bad-clip")
             with gr.Column():
-                cut = gr.Slider(0, 32, value=10, step=1, label="Cut (differing bits of 64)", elem_id="mms-r-cut")
+                cut = gr.Slider(0, 32, value=10, step=1, label="Cut (differing bits of 64, of a photo or a frame)",
+                                elem_id="mms-r-cut")
+                share = gr.Slider(0.1, 1, value=0.5, step=0.05, label="Copies of a clip: share of its frames that must line up",
+                                  elem_id="mms-r-share")
                 to_queue = gr.Checkbox(value=True, label="Put copies in the review queue")
                 copies_btn = gr.Button("Find copies", elem_id="mms-r-copies")
                 dupes_btn = gr.Button("Find near-duplicate clusters", elem_id="mms-r-dupes")
         dup_note = gr.Markdown("", elem_id="mms-r-dup-note")
         dup_gallery = gr.Gallery(show_label=False, columns=6, height="auto", allow_preview=False,
                                  elem_id="mms-r-dup-gallery")
-        dup_table = gr.Dataframe(headers=["cluster", "bits", "file"], value=[], interactive=False,
+        dup_table = gr.Dataframe(headers=["cluster", "match", "file"], value=[], interactive=False,
                                  elem_id="mms-r-dup-table")
     shown = gr.State([])
 
@@ -356,7 +389,7 @@ def review_tab(actions: ReviewActions, private: dict) -> None:
         after_edit, c_note, [c_note, c_name, concept, c_upload], **private)
     c_remove.click(actions.remove_concept, c_name, c_note, **private).then(
         after_edit, c_note, [c_note, c_name, concept, c_upload], **private)
-    copies_btn.click(actions.copies, [bad, cut, to_queue], [dup_note, dup_gallery], **private)
+    copies_btn.click(actions.copies, [bad, bad_clip, cut, to_queue, share], [dup_note, dup_gallery], **private)
     dupes_btn.click(actions.dupes, cut, [dup_note, dup_table], **private)
     # No trigger: on page load and whenever the status filter changes.
     gr.on(None, lambda f: show(f) + (gr.update(choices=actions.concepts()),), status, listing + [concept], **private)

@@ -1,8 +1,11 @@
 """A video moment as an example (mood search, boards): what it shows and what it sounds like, as two query
 parts, so it reaches photos, sounds and videos alike.
 
-A moment is named as `FILE@SECONDS`, by its key `FILE#t=S,E`, or by a video file (its first moment), and
-must be indexed. Its picture part is the frame that stands for it (the thumbnail frame the indexer chose),
+A moment is named as `FILE@SECONDS`, by its key `FILE#t=S,E`, or by a video file (its first moment). An
+indexed moment is taken from the library. A video that is not indexed (an upload, a clip from elsewhere) is
+cut into moments on the spot by the indexer's own shot detector and rules (media/shots.py, the library's
+settings), so the same file names the same moment indexed or not; its frame is the moment's middle chosen
+frame (the indexer picks the one nearest the moment's mean vector, which needs the model). Its picture part is the frame that stands for it (the thumbnail frame the indexer chose),
 embedded by the image model; its sound part is its soundtrack, embedded by the audio model, when the file
 has one and the library has an audio model. Each part gets the example's whole weight: the picture part
 ranks the picture-side tables (photos, videos' pictures) and the sound part the sound-side ones, so each
@@ -18,8 +21,9 @@ from typing import Sequence
 from mmsearch.encoders.base import Encoder
 from mmsearch.errors import BadQuery
 from mmsearch.media.audio import stream_spans
+from mmsearch.media.shots import MomentRules, moments
 from mmsearch.media.timecode import span
-from mmsearch.media.video import frame_at, supported_extensions
+from mmsearch.media.video import DecodeLimits, frame_at, iter_frames, probe_video, supported_extensions
 from mmsearch.query.parts import QueryPart
 from mmsearch.store.library import Library
 from mmsearch.store.video_table import parse_moment, split_at
@@ -43,8 +47,34 @@ def moment_row(library: Library, value: str) -> dict:
     return rows[0]
 
 
-def moment_parts(library: Library, encoders: Sequence[Encoder], value: str, weight: float = 1.0) -> list[QueryPart]:
-    row = moment_row(library, value)
+def file_moment(value: str, rules: MomentRules = MomentRules(), limits: DecodeLimits = DecodeLimits()) -> dict:
+    """The moment `value` names in a video file that is not indexed, found as the indexer would find it: the
+    moment holding SECONDS (the last one when SECONDS is past the end), or the first. Only the frames up to
+    that moment are decoded."""
+    key = parse_moment(value)
+    file, at = (key[0], key[1]) if key else split_at(value)
+    if not Path(file).is_file():
+        raise BadQuery(f"video {value} is not in the library and there is no such file; give a video file, "
+                       "FILE@SECONDS, or index its folder first")
+    info = probe_video(file, limits.max_pixels)
+    chosen = None
+    for m in moments(iter_frames(file, limits), info.duration_s, rules):
+        chosen = m
+        if at is None or at < m.end_s:
+            break
+    if chosen is None or not chosen.frames:
+        raise BadQuery(f"video {file}: no frames could be decoded to stand for a moment")
+    frame = chosen.frames[len(chosen.frames) // 2]
+    return {"file": file, "start_s": chosen.start_s, "end_s": chosen.end_s, "frame_s": frame.time_s,
+            "channels": info.audio_channels}
+
+
+def moment_parts(library: Library, encoders: Sequence[Encoder], value: str, weight: float = 1.0,
+                 rules: MomentRules = MomentRules(), limits: DecodeLimits = DecodeLimits()) -> list[QueryPart]:
+    try:
+        row = moment_row(library, value)
+    except BadQuery:
+        row = file_moment(value, rules, limits)  # not indexed: the file itself, as the indexer would cut it
     file, start, end = row["file"], float(row["start_s"]), float(row["end_s"])
     label = f"moment:{Path(file).name}@{span(start, end)}"
     parts = [QueryPart("image", frame_at(file, float(row.get("frame_s") or start), FRAME_EDGE), weight,

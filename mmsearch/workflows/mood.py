@@ -125,25 +125,32 @@ class MoodSearch:
     """Receives the library, encoders, vector search and bridges; builds none of them."""
 
     def __init__(self, library: Any, encoders: Sequence[Encoder], vectors: Any, projectors: Sequence[Any] = (),
-                 vocabulary: Mapping[str, Mood] = MOODS) -> None:
+                 vocabulary: Mapping[str, Mood] = MOODS, video_rules: Any = None, video_limits: Any = None) -> None:
         self.library = library
         self.encoders = [MoodEncoder(e, vocabulary) for e in encoders]
         self.vectors = vectors
         self.projectors = list(projectors)
         self.vocabulary = vocabulary
+        self.video_rules = video_rules  # how an example video that is not indexed is cut into moments
+        self.video_limits = video_limits
 
     @classmethod
     def for_service(cls, service: "MMSearch", with_bridge: bool = False) -> "MoodSearch":
         projectors = list(service.projectors)
         if with_bridge and service.audio_encoders():
             projectors += service.bridge().projectors()  # example pictures -> sounds and back
-        return cls(service.library(), service.encoders(), service.searcher.vectors, projectors)
+        s = service.settings
+        return cls(service.library(), service.encoders(), service.searcher.vectors, projectors,
+                   video_rules=s.video_rules(), video_limits=s.video_limits())
 
     def moment_parts(self, value: str, weight: float = 1.0) -> list[QueryPart]:
-        """A video moment as an example: its picture and its sound (workflows/moments.py)."""
+        """A video moment as an example, indexed or not: its picture and its sound (workflows/moments.py)."""
+        from mmsearch.media.shots import MomentRules
+        from mmsearch.media.video import DecodeLimits
         from mmsearch.workflows.moments import moment_parts
 
-        return moment_parts(self.library, self.encoders, value, weight)  # type: ignore[arg-type]
+        return moment_parts(self.library, self.encoders, value, weight,  # type: ignore[arg-type]
+                            self.video_rules or MomentRules(), self.video_limits or DecodeLimits())
 
     def example(self, value: str, weight: float = 1.0) -> list[QueryPart]:
         """An example file's parts: a photo, a sound, or a video moment (FILE@SECONDS)."""

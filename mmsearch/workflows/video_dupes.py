@@ -45,6 +45,10 @@ FRAME_CUT = 10  # bits of 64 for two frames to match
 OFFSET_BIN_S = 1.0  # offsets closer than this vote together (frames sampled at different times)
 MIN_SHARE = 0.5  # share of the overlapping frames that must match for a copy
 MIN_OVERLAP_S = 2.0  # a copy shares at least this much time with the clip
+# Two library videos are near-duplicates when this share of their common time lines up AND of the shorter's
+# frames: two videos that share one scene of three, shifted, score 0.5 over their overlap but cover 0.33-0.47
+# of the shorter; re-uploads (re-encoded, resized, trimmed) score and cover 0.8-1 (tests/test_video_dupes.py).
+DUPE_SHARE = 0.7
 
 
 @dataclass
@@ -210,9 +214,66 @@ def library_videos(service: "MMSearch") -> list[tuple[str, str]]:
     return list(dict.fromkeys(zip(cols["file"], cols["hash"])))
 
 
+def print_limits(service: "MMSearch") -> DecodeLimits:
+    """Fingerprint frames under the library's decoding limits (time budget, largest frame)."""
+    s = service.settings
+    return DecodeLimits(step_s=STEP_S, size=FRAME_EDGE, budget_s=s.video_budget_s, max_pixels=s.max_image_pixels)
+
+
+def library_prints(service: "MMSearch") -> PrintIndex:
+    """Fingerprints of every video in the library, hashing only those not stored yet."""
+    return VideoPrints(service.library(), print_limits(service)).index(library_videos(service))
+
+
 def find_clip_copies(service: "MMSearch", clip: str, cut: int = FRAME_CUT, min_share: float = MIN_SHARE
                      ) -> list[VideoCopy]:
-    limits = DecodeLimits(step_s=STEP_S, size=FRAME_EDGE, budget_s=service.settings.video_budget_s,
-                          max_pixels=service.settings.max_image_pixels)
-    prints = VideoPrints(service.library(), limits)
-    return copies_of_clip(prints.index(library_videos(service)), fingerprint(clip, limits), cut, min_share)
+    query = fingerprint(clip, print_limits(service))  # first: a bad upload costs no library pass
+    return copies_of_clip(library_prints(service), query, cut, min_share)
+
+
+def clusters(index: PrintIndex, cut: int = FRAME_CUT, min_share: float = DUPE_SHARE
+             ) -> list[list[tuple[str, Alignment | None]]]:
+    """Groups of library videos that copy one another (re-encodes, resizes, trims), largest first: single
+    linkage over pairs where `min_share` of the common time lines up and that covers `min_share` of the
+    shorter video's frames (one holds most of the other). Each member comes with its alignment against the
+    group's first video (None for the first; a member linked to it only through another may score lower).
+
+    Pairs are aligned only where some frame of one is within `cut` bits of a frame of the other (one XOR
+    pass over all frames, a video at a time), so unrelated videos cost a popcount each, not an alignment."""
+    n = len(index.paths)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    if n < 2:
+        return []
+    owner = np.concatenate([np.full(len(fp.hashes), i) for i, fp in enumerate(index.prints)])
+    every = np.concatenate([fp.hashes for fp in index.prints])
+    for i, fp in enumerate(index.prints):
+        later = owner > i
+        near = (popcount(fp.hashes[:, None] ^ every[None, later]) <= cut).any(axis=0)
+        for j in np.unique(owner[later][near]):
+            a = _pair(fp, index.prints[int(j)], cut)
+            if a is not None and a.score >= min_share and a.coverage >= min_share:
+                ri, rj = root(i), root(int(j))
+                if ri != rj:
+                    parent[max(ri, rj)] = min(ri, rj)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    out = []
+    for members in groups.values():
+        if len(members) > 1:
+            first = index.prints[members[0]]
+            out.append([(index.paths[members[0]], None)] +
+                       [(index.paths[m], align(index.prints[m], first, cut)) for m in members[1:]])
+    return sorted(out, key=lambda g: (-len(g), g[0][0]))
+
+
+def _pair(a: Fingerprint, b: Fingerprint, cut: int) -> Alignment | None:
+    """The shorter lined up against the longer, so the coverage is the shorter's."""
+    return align(a, b, cut) if len(a.times) <= len(b.times) else align(b, a, cut)
