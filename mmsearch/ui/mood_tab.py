@@ -134,7 +134,8 @@ def mood_tab(actions: MoodActions, default_k: int, private: dict) -> None:
                 examples = [gr.File(label=f"example {i + 1}", type="filepath", height=90, elem_id=f"mms-m-ex{i}")
                             for i in range(EXAMPLE_SLOTS)]
         with gr.Column(scale=1, min_width=240):
-            target = gr.Radio(["all", "images", "audio", "videos"], value="all", label="Search in")
+            target = gr.Radio(["all", "images", "audio", "videos"], value="all", label="Search in",
+                              elem_id="mms-m-target")
             k = gr.Slider(1, 100, value=default_k, step=1, label="Results (k)")
             run_btn = gr.Button("Search by mood", variant="primary", elem_id="mms-m-run")
     message = gr.Markdown("", elem_id="mms-m-message")
