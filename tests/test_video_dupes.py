@@ -19,6 +19,7 @@ from tests.video_support import panning, reencode
 
 COPIES = {"vp9.webm": {}, "half.mp4": {"scale": 0.5}, "low-bitrate.mp4": {"bit_rate": 60_000},
           "trimmed.mp4": {"trim_s": 3.0}, "all-three.webm": {"scale": 0.5, "trim_s": 2.3, "bit_rate": 80_000}}
+MIRRORED = {"mirrored.mp4": {"mirror": True, "trim_s": 1.5}}  # flipped left to right (and trimmed)
 MARGIN = 0.3  # every copy scores this far above the threshold, every other video this far below
 
 
@@ -31,6 +32,9 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     lib.mkdir()
     out = {"clip": clip, **{name: reencode(clip, lib / name, **how) for name, how in COPIES.items()}}
     out["other.mp4"] = panning(lib / "other.mp4", ["chelsea", "camera", "immunohistochemistry"])
+    flips = root / "flips"  # a library of its own: the other tests' libraries stay as they were
+    flips.mkdir()
+    out.update({name: reencode(clip, flips / name, **how) for name, how in MIRRORED.items()})
     out["one-shared-scene.mp4"] = panning(lib / "one-shared-scene.mp4", ["chelsea", "coffee", "camera"])
     return out
 
@@ -91,6 +95,22 @@ def test_near_duplicate_pairs_clear_the_cluster_rule_by_a_margin(videos):
                 assert DUPE_SHARE - rule > 0.1, (a, b, pair)
     groups = clusters(PrintIndex(names, [prints[n] for n in names]))
     assert [sorted(p for p, _ in g) for g in groups] == [sorted(COPIES)]
+
+
+def test_a_mirrored_reupload_is_found_as_mirrored_and_an_unflipped_print_misses_it(videos):
+    from mmsearch.workflows.video_dupes import PrintIndex, copies_of_clip
+
+    index = PrintIndex([str(videos[n]) for n in [*MIRRORED, "other.mp4", "vp9.webm"]],
+                       [fingerprint(str(videos[n])) for n in [*MIRRORED, "other.mp4", "vp9.webm"]])
+    both = fingerprint(str(videos["clip"]), mirrored=True)
+    found = {Path(c.path).name: c for c in copies_of_clip(index, both)}
+    assert set(found) == {"mirrored.mp4", "vp9.webm"}
+    assert found["mirrored.mp4"].mirrored and not found["vp9.webm"].mirrored
+    assert found["mirrored.mp4"].alignment.score - MIN_SHARE > MARGIN
+    assert found["mirrored.mp4"].alignment.offset_s == pytest.approx(-1.5, abs=0.5)
+    assert found["mirrored.mp4"].record()["method"] == "frame-hash, mirrored"
+    plain = {Path(c.path).name for c in copies_of_clip(index, fingerprint(str(videos["clip"])))}
+    assert plain == {"vp9.webm"}  # pHash does not survive a flip: without the mirrored hashes it is missed
 
 
 def test_fingerprints_are_stored_by_content(videos, settings):

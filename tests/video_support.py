@@ -121,9 +121,9 @@ def panning(path: Path, names: Sequence[str], seconds_each: float = 4.0, size: t
 
 
 def reencode(src: Path, out: Path, scale: float = 1.0, trim_s: float = 0.0, codec: str | None = None,
-             bit_rate: int | None = None) -> Path:
-    """A re-upload of `src`: decoded and encoded again (the suffix's codec, or `codec`), optionally scaled and
-    with its first `trim_s` seconds cut off, timestamps starting again from 0."""
+             bit_rate: int | None = None, mirror: bool = False) -> Path:
+    """A re-upload of `src`: decoded and encoded again (the suffix's codec, or `codec`), optionally scaled,
+    flipped left to right and with its first `trim_s` seconds cut off, timestamps starting again from 0."""
     import fractions
 
     import av
@@ -142,6 +142,9 @@ def reencode(src: Path, out: Path, scale: float = 1.0, trim_s: float = 0.0, code
             if frame.time is None or frame.time < trim_s - 1e-6:
                 continue
             f = frame.reformat(width=v.width, height=v.height, format="yuv420p")
+            if mirror:
+                f = av.VideoFrame.from_ndarray(np.ascontiguousarray(f.to_ndarray(format="rgb24")[:, ::-1]),
+                                               format="rgb24").reformat(format="yuv420p")
             f.pts, f.time_base = n, fractions.Fraction(1, rate)
             n += 1
             for p in v.encode(f):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
+from PIL import ImageOps
 
 from mmsearch.errors import BadMedia
 from mmsearch.media.video import DecodeLimits, iter_frames
@@ -55,20 +56,31 @@ DUPE_SHARE = 0.7
 class Fingerprint:
     times: np.ndarray  # (n,) float32 seconds
     hashes: np.ndarray  # (n,) uint64
+    mirrored: np.ndarray | None = None  # (n,) uint64: the frames flipped left to right (a query clip's only)
+
+    def flipped(self) -> "Fingerprint | None":
+        """The clip as a mirrored re-upload would show it."""
+        return None if self.mirrored is None else Fingerprint(self.times, self.mirrored)
 
     @property
     def span(self) -> tuple[float, float]:
         return (float(self.times[0]), float(self.times[-1])) if len(self.times) else (0.0, 0.0)
 
 
-def fingerprint(path: str, limits: DecodeLimits = DecodeLimits(step_s=STEP_S, size=FRAME_EDGE)) -> Fingerprint:
-    times, hashes = [], []
+def fingerprint(path: str, limits: DecodeLimits = DecodeLimits(step_s=STEP_S, size=FRAME_EDGE),
+                mirrored: bool = False) -> Fingerprint:
+    """Frame hashes in time; with `mirrored`, the hashes of the frames flipped too (for a known-bad clip: a
+    flipped re-upload is a common way round hash matching, and pHash does not survive a flip)."""
+    times, hashes, flips = [], [], []
     for frame in iter_frames(path, limits):
         times.append(frame.time_s)
         hashes.append(phash(frame.image))
+        if mirrored:
+            flips.append(phash(ImageOps.mirror(frame.image)))
     if not times:
         raise BadMedia(path, "no video frames could be decoded")
-    return Fingerprint(np.array(times, np.float32), np.array(hashes, np.uint64))
+    return Fingerprint(np.array(times, np.float32), np.array(hashes, np.uint64),
+                       np.array(flips, np.uint64) if mirrored else None)
 
 
 @dataclass
@@ -121,12 +133,17 @@ def _at_offset(clip: Fingerprint, video: Fingerprint, qi: np.ndarray, vj: np.nda
 class VideoCopy:
     path: str
     alignment: Alignment
+    mirrored: bool = False  # the copy is the clip flipped left to right
+
+    @property
+    def method(self) -> str:
+        return "frame-hash, mirrored" if self.mirrored else "frame-hash"
 
     def record(self) -> dict:
         a = self.alignment
         return {"path": self.path, "modality": "video", "score": a.score, "offset_s": a.offset_s,
                 "start_s": a.start_s, "end_s": a.end_s, "frames": a.frames, "coverage": a.coverage,
-                "method": "frame-hash"}
+                "mirrored": self.mirrored, "method": self.method}
 
     def flag(self, of: str, min_share: float = MIN_SHARE) -> "Flag":
         """As a review-queue entry at the stretch of the video that copies the clip."""
@@ -134,8 +151,9 @@ class VideoCopy:
         from mmsearch.workflows.moderation import Flag
 
         a = self.alignment
+        flipped = ", mirrored" if self.mirrored else ""
         return Flag(moment_key(self.path, a.start_s, a.end_s), "video", f"copy of {of}", a.score, min_share,
-                    f"frame hashes: {a.frames} frames, offset {a.offset_s:g} s", "frame-hash", self.path)
+                    f"frame hashes: {a.frames} frames, offset {a.offset_s:g} s{flipped}", self.method, self.path)
 
 
 @dataclass
@@ -196,12 +214,19 @@ class VideoPrints:
 
 def copies_of_clip(index: PrintIndex, clip: Fingerprint, cut: int = FRAME_CUT, min_share: float = MIN_SHARE
                    ) -> list[VideoCopy]:
-    """Library videos holding the clip (re-encoded, resized, trimmed), best first."""
+    """Library videos holding the clip (re-encoded, resized, trimmed; flipped, when the clip's fingerprint
+    has its mirrored hashes), best first: each at the better of the two ways round."""
     found = []
+    flipped = clip.flipped()
     for path, fp in zip(index.paths, index.prints):
         a = align(clip, fp, cut)
+        m = align(flipped, fp, cut) if flipped is not None else None
+        if m is not None and (a is None or (m.score, m.frames) > (a.score, a.frames)):
+            a, mirrored = m, True
+        else:
+            mirrored = False
         if a is not None and a.score >= min_share:
-            found.append(VideoCopy(path, a))
+            found.append(VideoCopy(path, a, mirrored))
     return sorted(found, key=lambda c: (-c.alignment.score, -c.alignment.frames, c.path))
 
 
@@ -227,7 +252,7 @@ def library_prints(service: "MMSearch") -> PrintIndex:
 
 def find_clip_copies(service: "MMSearch", clip: str, cut: int = FRAME_CUT, min_share: float = MIN_SHARE
                      ) -> list[VideoCopy]:
-    query = fingerprint(clip, print_limits(service))  # first: a bad upload costs no library pass
+    query = fingerprint(clip, print_limits(service), mirrored=True)  # first: a bad upload costs no library pass
     return copies_of_clip(library_prints(service), query, cut, min_share)
 
 
