@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -105,17 +106,41 @@ def child(work: Path, path: Path, data_dir: Path, threads: int) -> None:
     counted = {"frames": 0, "windows": 0}
     for owner, name, key in ((type(image), "encode_images", "frames"), (type(clap), "encode_audio", "windows")):
         setattr(owner, name, _counting(getattr(owner, name), counted, key))
+    samples: list[tuple[float, float]] = []  # (seconds into the index run, VmRSS MiB), every 2 s
+    done = threading.Event()
     started = time.perf_counter()
+
+    def sample() -> None:
+        while not done.wait(2.0):
+            samples.append((round(time.perf_counter() - started, 1), proc_status_mb("VmRSS")))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     with watches["picture"].around(VideoPipeline, "embed"), watches["sound"].around(VideoSoundPipeline, "embed"), \
             watches["picture_model"].around(type(image), "encode_images"), \
             watches["sound_model"].around(type(clap), "encode_audio"):
         report = MMSearch(settings, encoder=image, audio_encoder=clap).index([path])
     wall = time.perf_counter() - started
+    done.set()
+    sampler.join()
     if report.skipped:
         raise SystemExit(f"skipped: {report.skipped}")
     print(json.dumps({**after_load, "index_s": round(wall, 1), "hwm_end_mb": proc_status_mb("VmHWM"),
                       **{f"{k}_s": round(w.seconds, 1) for k, w in watches.items()},
-                      **counted, "moments": report_moments(settings, image)}))
+                      **counted, "moments": report_moments(settings, image), "rss_curve": rss_curve(samples)}))
+
+
+def rss_curve(samples: list[tuple[float, float]]) -> dict:
+    """Does RSS climb with the length indexed? The highest RSS in each quarter of the run, and the least-squares
+    slope over its second half (MiB per hour of wall time), besides the samples themselves."""
+    if len(samples) < 8:
+        return {"samples": samples}
+    n = len(samples)
+    quarters = [max(r for _, r in samples[i * n // 4:(i + 1) * n // 4]) for i in range(4)]
+    half = np.array(samples[n // 2:])
+    slope = float(np.polyfit(half[:, 0], half[:, 1], 1)[0]) * 3600
+    return {"max_by_quarter_mb": [round(q, 1) for q in quarters], "second_half_slope_mb_per_h": round(slope, 1),
+            "samples": samples}
 
 
 def _counting(method, counted: dict, key: str):  # noqa: ANN001, ANN202
