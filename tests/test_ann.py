@@ -74,3 +74,9 @@ def test_the_partition_count_follows_the_table_size():
     assert DEFAULT_ANN.partitions(200_000) == 195
     assert DEFAULT_ANN.index(1_000_000, "cuda").accelerator == "cuda"  # trained on the GPU when one is there
     assert DEFAULT_ANN.index(1_000_000).num_partitions == DEFAULT_ANN.partitions(1_000_000)
+    # Linear up to 1M rows, then with the square root; the k-means sample stays at the 1M build's.
+    assert DEFAULT_ANN.partitions(1_000_000) == 977 and DEFAULT_ANN.partitions(10_000_000) == 3088
+    assert DEFAULT_ANN.training_rate(1_000_000) == 256 and DEFAULT_ANN.training_rate(200_000) == 256
+    big = DEFAULT_ANN.index(10_000_000)
+    assert big.num_partitions == 3088 and big.sample_rate == 80
+    assert abs(big.num_partitions * big.sample_rate - 977 * 256) < 3088  # ~250k training rows, not 2.5M

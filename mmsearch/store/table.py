@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,15 +96,27 @@ class AnnConfig:
     ef_construction: int = 300
     nprobes: int = 20  # partitions a query visits
     refine_factor: int = 10  # candidates rescored with the full vectors, as a multiple of k
+    # Above this many rows the partitions grow with the square root of the rows, and the k-means training
+    # sample stays at what this size trains on: at 10M, 1024 rows a partition would train ~9,800 centres on
+    # 2.5M rows (~100x the 1M build's k-means work); this way 3,088 centres on 250k rows (bench/ann_10m.py).
+    linear_up_to: int = 1_000_000
 
     def partitions(self, rows: int) -> int:
-        return max(1, round(rows / self.rows_per_partition))
+        if rows <= self.linear_up_to:
+            return max(1, round(rows / self.rows_per_partition))
+        return max(1, round(self.linear_up_to / self.rows_per_partition * math.sqrt(rows / self.linear_up_to)))
+
+    def training_rate(self, rows: int) -> int:
+        """k-means training rows per partition: `sample_rate`, less above `linear_up_to` rows so the sample
+        stays at the size the linear range trains on."""
+        cap = self.partitions(self.linear_up_to) * self.sample_rate
+        return max(16, min(self.sample_rate, cap // self.partitions(rows)))
 
     def index(self, rows: int, accelerator: str | None = None) -> Any:
         """The LanceDB index config for a table of `rows` rows (cosine, on the GPU when one is given)."""
         from lancedb import index as ix
 
-        common = dict(distance_type="cosine", num_partitions=self.partitions(rows), sample_rate=self.sample_rate,
+        common = dict(distance_type="cosine", num_partitions=self.partitions(rows), sample_rate=self.training_rate(rows),
                       max_iterations=self.max_iterations)
         if accelerator:
             common["accelerator"] = accelerator
