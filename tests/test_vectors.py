@@ -470,3 +470,32 @@ def test_rerank_vectors_by_path_survive_path_hash_collisions(tmp_path, monkeypat
     assert sorted(got) == ["/lib/r00007.jpg", "/lib/r00011.jpg"]
     assert np.abs(got["/lib/r00007.jpg"] - vectors[7]).max() < 1e-6
     assert np.abs(got["/lib/r00011.jpg"] - vectors[11]).max() < 1e-6
+
+
+def test_the_binary_shortlist_grows_with_the_rows_searched(tmp_path, monkeypatch):
+    """binary's default shortlist is its 1M-row one up to 1M rows, then grows as (rows / 1M) ** 0.7 (x5 at 10M:
+    the 10,000 rows that kept recall@10 0.98 there); other codecs keep theirs. The search uses the rows it
+    searches: a filtered search over few rows keeps the small shortlist."""
+    from mmsearch.search import codecs, resident
+    from mmsearch.search.codecs import Codec
+
+    binary_codec, int8 = Codec("binary", DIM), Codec("int8", DIM)
+    assert binary_codec.rerank_for(200_000) == binary_codec.rerank_for(1_000_000) == binary_codec.rerank == 200
+    assert binary_codec.rerank_for(10_000_000) == 1002 and binary_codec.rerank_for(3_000_000) == 432
+    assert int8.rerank_for(10_000_000) == int8.rerank == 10
+
+    monkeypatch.setattr(codecs, "BINARY_GROWS_ABOVE", 100)  # a 1,000-row table acts as a 10M one
+    asked, rows = [], []
+    real_short, real_for = resident.Snapshot._shortlist, Codec.rerank_for
+    monkeypatch.setattr(resident.Snapshot, "_shortlist",
+                        lambda self, q, keeps, short: asked.append(short) or real_short(self, q, keeps, short))
+    monkeypatch.setattr(Codec, "rerank_for", lambda self, n: rows.append(n) or real_for(self, n))
+    lib = Library(tmp_path / "lib")
+    vectors = clustered(1000, seed=7)
+    table = lib.table("image", SPACE, create=True)
+    table.upsert_rows([row(f"/lib/{'a' if i < 50 else 'b'}/r{i:05d}.jpg", v) for i, v in enumerate(vectors)])
+    search = searcher("binary")
+    search.search(table, vectors[0], 1)
+    assert (rows[-1], asked[-1]) == (1000, 1000)  # factor 1002 at 10x the threshold, not 200: the whole table
+    search.search(table, vectors[0], 1, build_filters(table.schema, [], "/lib/a"))
+    assert rows[-1] == 50  # the rows the filter leaves, not the table's

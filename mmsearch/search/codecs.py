@@ -32,6 +32,7 @@ SETTINGS: tuple[str, ...] = ("auto", *KINDS)
 # Rows converted to float32 at a time: a 2048 x 512 block (4 MB) stays in cache, which made int8 as fast as a
 # float32 scan here (37 ms per 200k rows against 172 ms with 32k-row blocks); never the whole matrix.
 CHUNK_ROWS = 2048
+BINARY_GROWS_ABOVE = 1_000_000  # rows: binary's shortlist grows with the table above this (Codec.rerank_for)
 
 # auto: the largest codec whose resident copy stays under these sizes (float32 up to ~250k rows at 512-d,
 # int8 up to ~2M, binary above: 64 bytes a row, ~0.7 GB at 10M rows with ids and path hashes).
@@ -121,6 +122,15 @@ class Codec:
         was measured at 1M clustered rows: recall@10 0.996 with 2,000 rows, 0.968 with 1,000, 0.83 with 400
         (bench/results/vectors_binary.md)."""
         return {"float32": 1 if self.keep is None else 10, "float16": 4, "int8": 10, "binary": 200}[self.kind]
+
+    def rerank_for(self, rows: int) -> int:
+        """The default shortlist per result for a search over `rows` rows. Sign bits crowd more rows into the
+        shortlist as a table grows. binary needed 400 rows at 200k for recall@10 0.98 and 2,000 at 1M (0.996).
+        At 10M, 2,000 rows gave 0.85 and 10,000 gave 0.98 (bench/results/vectors_10m.md). So above 1M rows its
+        factor grows as (rows / 1M) ** 0.7: x5 at 10M. The other codecs keep theirs (int8: 1.0 at 10M)."""
+        if self.kind != "binary" or rows <= BINARY_GROWS_ABOVE:
+            return self.rerank
+        return int(round(self.rerank * (rows / BINARY_GROWS_ABOVE) ** 0.7))
 
     @property
     def bytes_per_vector(self) -> int:

@@ -159,7 +159,7 @@ class Snapshot:
         k = min(k, total)
         if k <= 0:
             return [[] for _ in range(len(q))]
-        short = k if self.codec.exact else min(total, k * max(1, rerank or self.codec.rerank))
+        short = k if self.codec.exact else min(total, k * max(1, rerank or self.codec.rerank_for(total)))
         ids, scores = self._shortlist(q, keeps, short)
         if not self.codec.exact:
             ids, scores = self._rescore(q, ids)
