@@ -23,20 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, machine, percentiles
+from common import ROOT, machine, percentiles, proc_status_mb
 
 from mmsearch.store import Library
 from mmsearch.store.table import DEFAULT_ANN
 
 K = 10
-
-
-def rss_mb(field: str = "VmRSS") -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:
@@ -69,7 +61,7 @@ def main() -> None:
         table.build_ann_index(config)
         out["build_s"] = round(time.perf_counter() - t0, 1)
         out["build_cpu_s"] = round(time.process_time() - c0, 1)
-        out["build_peak_rss_mb"] = round(rss_mb("VmHWM"))
+        out["build_peak_rss_mb"] = round(proc_status_mb("VmHWM"))
         print(json.dumps(out), flush=True)
     out["load_avg_after_build"] = [round(x, 2) for x in os.getloadavg()]
     out["probes"] = []
@@ -90,7 +82,7 @@ def main() -> None:
         recall = float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth)]))
         row = {"nprobes": nprobes, "refine": refine, "recall_at_10": round(recall, 4),
                **{f"{k}_ms": v for k, v in percentiles(times).items() if k != "n"}, "n": len(times),
-               "rss_mb": round(rss_mb())}
+               "rss_mb": round(proc_status_mb("VmRSS"))}
         out["probes"].append(row)
         print(json.dumps(row), flush=True)
     out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -33,6 +33,11 @@ def supported_extensions() -> frozenset[str]:
     return VIDEO_EXTENSIONS
 
 
+def is_video_file(path: str | Path) -> bool:
+    """By its extension, as the indexer chooses."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     duration_s: float

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import gradio as gr
 import pandas as pd
 
-from mmsearch.media.video import supported_extensions as video_extensions
+from mmsearch.media.video import is_video_file, supported_extensions as video_extensions
 from mmsearch.query.embed import load_query_image
 from mmsearch.search import SearchResult
 from mmsearch.service import MMSearch
@@ -25,7 +25,7 @@ from mmsearch.ui.thumbs import Renditions
 from mmsearch.ui.uploads import ImageUpload
 from mmsearch.media.timecode import clock
 from mmsearch.ui.videos import VideoRenditions, player_html
-from mmsearch.workflows.copies import find_copies, is_video, near_duplicates
+from mmsearch.workflows.copies import find_copies, near_duplicates
 from mmsearch.workflows.export import export
 from mmsearch.workflows.moderation import (EXAMPLE_THRESHOLD, TEXT_THRESHOLD, Concept, Scanner, WatchList,
                                           calibrate_spaces, watchlist_path)
@@ -208,7 +208,7 @@ class ReviewActions:
         if not upload:
             return "⚠️ Upload the known-bad image or video clip first.", []
         try:  # the upload first, with the query limits and messages: a bad file costs no library scan
-            if not is_video(upload):
+            if not is_video_file(upload):
                 load_query_image(upload, self.service.settings.max_image_pixels, what="known-bad image")
             found = find_copies(self.service, upload, int(cut), min_share=float(min_share))
             added = found.queue(self.service) if queue else None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmsearch.media.video import supported_extensions as video_extensions
+from mmsearch.media.video import is_video_file
 from mmsearch.workflows import dupes, video_dupes
 
 if TYPE_CHECKING:
@@ -25,13 +25,8 @@ IMAGE_COLUMNS = ["method", "distance", "similarity", "path"]
 VIDEO_COLUMNS = ["method", "score", "start_s", "end_s", "path"]
 
 
-def is_video(file: str | Path) -> bool:
-    return Path(file).suffix.lower() in video_extensions()
-
-
 @dataclass
 class Copies:
-    of: str  # the known-bad file
     modality: str  # "image" or "video"
     found: list[Any]  # dupes.Copy or video_dupes.VideoCopy, best first
     flags: list[Any] = field(default_factory=list)  # review-queue entries, one per copy
@@ -51,16 +46,16 @@ class Copies:
 
 
 def find_copies(service: "MMSearch", file: str, cut: int = dupes.DEFAULT_CUT, similarity: float | None = None,
-                min_share: float = video_dupes.MIN_SHARE, name: str | None = None) -> Copies:
+                min_share: float = video_dupes.MIN_SHARE) -> Copies:
     """Every copy of `file` in the library. `cut`: most differing bits of 64 (an image's, or a video frame's);
     `similarity`: also embedding matches at or above this cosine (images); `min_share`: a video's share of the
-    clip's frames that must line up. `name`: how the flags name the file (an upload's original name)."""
-    name = name or Path(file).name
-    if is_video(file):
+    clip's frames that must line up."""
+    name = Path(file).name
+    if is_video_file(file):
         found = video_dupes.find_clip_copies(service, file, cut, min_share)
-        return Copies(file, "video", found, [c.flag(name, min_share) for c in found])
+        return Copies("video", found, [c.flag(name, min_share) for c in found])
     found = dupes.find_copies(service, dupes.hash_index(service), file, cut, similarity)
-    return Copies(file, "image", found, [c.flag(name, cut) for c in found])
+    return Copies("image", found, [c.flag(name, cut) for c in found])
 
 
 @dataclass

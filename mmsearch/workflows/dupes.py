@@ -168,18 +168,37 @@ class PerceptualHashes:
         return image_hashes(image)
 
 
-def clusters(index: HashIndex, cut: int = DEFAULT_CUT) -> list[list[tuple[str, int]]]:
-    """Groups of near-identical images (single linkage at `cut` bits), largest first; each member with its
-    distance to the group's first image."""
-    n = len(index.paths)
-    parent = list(range(n))
+class Linkage:
+    """Single linkage over n items (union-find): link pairs, then read the groups of two or more, each in
+    index order, the group named by its smallest member."""
 
-    def root(i: int) -> int:
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def root(self, i: int) -> int:
+        parent = self.parent
         while parent[i] != i:
             parent[i] = parent[parent[i]]
             i = parent[i]
         return i
 
+    def link(self, i: int, j: int) -> None:
+        a, b = self.root(i), self.root(j)
+        if a != b:
+            self.parent[max(a, b)] = min(a, b)
+
+    def groups(self) -> list[list[int]]:
+        found: dict[int, list[int]] = {}
+        for i in range(len(self.parent)):
+            found.setdefault(self.root(i), []).append(i)
+        return [members for members in found.values() if len(members) > 1]
+
+
+def clusters(index: HashIndex, cut: int = DEFAULT_CUT) -> list[list[tuple[str, int]]]:
+    """Groups of near-identical images (single linkage at `cut` bits), largest first; each member with its
+    distance to the group's first image."""
+    n = len(index.paths)
+    linked = Linkage(n)
     full = index.hashes[:, 0]
     chunk = max(1, 4_000_000 // (len(CROPS) * max(n, 1)))  # ~32 MB of XORs at a time
     for start in range(0, n, chunk):
@@ -188,16 +207,9 @@ def clusters(index: HashIndex, cut: int = DEFAULT_CUT) -> list[list[tuple[str, i
         d = popcount(block[:, :, None] ^ full[None, None, :]).min(axis=1)
         d = np.minimum(d, popcount(block[:, :1, None] ^ index.hashes.T[None, :, :]).min(axis=1))
         for i, j in zip(*np.nonzero(d <= cut)):
-            a, b = root(start + int(i)), root(int(j))
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(root(i), []).append(i)
+            linked.link(start + int(i), int(j))
     out = []
-    for members in groups.values():
-        if len(members) < 2:
-            continue
+    for members in linked.groups():
         first = index.hashes[members[0]]
         d = distances(first, index.hashes[members])
         out.append([(index.paths[m], int(x)) for m, x in zip(members, d)])

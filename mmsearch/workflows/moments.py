@@ -5,8 +5,9 @@ A moment is named as `FILE@SECONDS`, by its key `FILE#t=S,E`, or by a video file
 indexed moment is taken from the library. A video that is not indexed (an upload, a clip from elsewhere) is
 cut into moments on the spot by the indexer's own shot detector and rules (media/shots.py, the library's
 settings), so the same file names the same moment indexed or not; its frame is the moment's middle chosen
-frame (the indexer picks the one nearest the moment's mean vector, which needs the model). Its picture part is the frame that stands for it (the thumbnail frame the indexer chose),
-embedded by the image model; its sound part is its soundtrack, embedded by the audio model, when the file
+frame (the indexer picks the one nearest the moment's mean vector, which needs the model). Its picture
+part is the frame that stands for it (for an indexed moment, the thumbnail frame the indexer chose), embedded
+by the image model; its sound part is its soundtrack, embedded by the audio model, when the file
 has one and the library has an audio model. Each part gets the example's whole weight: the picture part
 ranks the picture-side tables (photos, videos' pictures) and the sound part the sound-side ones, so each
 kind of table sees the moment at the weight a photo or a sound example would have. (A stored-vector part
@@ -23,7 +24,7 @@ from mmsearch.errors import BadQuery
 from mmsearch.media.audio import stream_spans
 from mmsearch.media.shots import MomentRules, moments
 from mmsearch.media.timecode import span
-from mmsearch.media.video import DecodeLimits, frame_at, iter_frames, probe_video, supported_extensions
+from mmsearch.media.video import DecodeLimits, frame_at, is_video_file, iter_frames, probe_video
 from mmsearch.query.parts import QueryPart
 from mmsearch.store.library import Library
 from mmsearch.store.video_table import parse_moment, split_at
@@ -35,7 +36,7 @@ def names_video(value: str) -> bool:
     """FILE@SECONDS, a moment key or a video file name."""
     found = parse_moment(value)
     file = found[0] if found else split_at(value)[0]
-    return Path(file).suffix.lower() in supported_extensions()
+    return is_video_file(file)
 
 
 def moment_row(library: Library, value: str) -> dict:

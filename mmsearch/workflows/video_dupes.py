@@ -33,7 +33,7 @@ from mmsearch.errors import BadMedia
 from mmsearch.media.video import DecodeLimits, iter_frames
 from mmsearch.store.library import Library
 from mmsearch.store.sql import in_clauses
-from mmsearch.workflows.dupes import phash, popcount
+from mmsearch.workflows.dupes import Linkage, phash, popcount
 
 if TYPE_CHECKING:
     from mmsearch.service import MMSearch
@@ -265,17 +265,9 @@ def clusters(index: PrintIndex, cut: int = FRAME_CUT, min_share: float = DUPE_SH
 
     Pairs are aligned only where some frame of one is within `cut` bits of a frame of the other (one XOR
     pass over all frames, a video at a time), so unrelated videos cost a popcount each, not an alignment."""
-    n = len(index.paths)
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    if n < 2:
+    if len(index.paths) < 2:
         return []
+    linked = Linkage(len(index.paths))
     owner = np.concatenate([np.full(len(fp.hashes), i) for i, fp in enumerate(index.prints)])
     every = np.concatenate([fp.hashes for fp in index.prints])
     for i, fp in enumerate(index.prints):
@@ -284,18 +276,12 @@ def clusters(index: PrintIndex, cut: int = FRAME_CUT, min_share: float = DUPE_SH
         for j in np.unique(owner[later][near]):
             a = _pair(fp, index.prints[int(j)], cut)
             if a is not None and a.score >= min_share and a.coverage >= min_share:
-                ri, rj = root(i), root(int(j))
-                if ri != rj:
-                    parent[max(ri, rj)] = min(ri, rj)
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(root(i), []).append(i)
+                linked.link(i, int(j))
     out = []
-    for members in groups.values():
-        if len(members) > 1:
-            first = index.prints[members[0]]
-            out.append([(index.paths[members[0]], None)] +
-                       [(index.paths[m], align(index.prints[m], first, cut)) for m in members[1:]])
+    for members in linked.groups():
+        first = index.prints[members[0]]
+        out.append([(index.paths[members[0]], None)] +
+                   [(index.paths[m], align(index.prints[m], first, cut)) for m in members[1:]])
     return sorted(out, key=lambda g: (-len(g), g[0][0]))
 
 
