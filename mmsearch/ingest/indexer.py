@@ -216,7 +216,7 @@ class Indexer:
             if not pipeline.optional:
                 raise
             for entry in entries:
-                skip(entry.path, f"no {pipeline.modality} model: {exc}")
+                skip(entry.path, f"{pipeline.missing or f'no {pipeline.modality} model'}: {exc}")
             return None
         if not entries and self.library.table(pipeline.modality, space) is None:
             return None  # never create an empty table for a modality this library has not seen

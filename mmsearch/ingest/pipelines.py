@@ -35,6 +35,7 @@ class Prepared:
 class MediaPipeline(ABC):
     modality: ClassVar[str]
     optional: ClassVar[bool] = False  # True: a missing model skips these files instead of failing the run
+    missing: ClassVar[str] = ""  # what a missing optional model leaves out, said for each file ("" : "no M model")
     reused_columns: ClassVar[tuple[str, ...]] = ("vector",)  # copied from an identical file's row
     reads_objects: ClassVar[bool] = False  # True: can read files from object storage (s3://...) too
     source_options: Mapping[str, str] = {}  # object-store options for those reads (set by the indexer)

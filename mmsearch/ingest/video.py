@@ -134,6 +134,7 @@ class VideoSoundPipeline(_MomentRows):
 
     modality = "video"
     optional = True  # videos index their picture without the audio model
+    missing = "soundtrack not indexed (the picture is), no audio model"
 
     def __init__(self, encoder: Encoder, picture: Callable[[], Any], overlap: float = 0.25, batch_size: int = 8,
                  workers: int = 2) -> None:
