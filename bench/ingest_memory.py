@@ -121,7 +121,7 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def child(model: str, work: Path, folder: Path, data_dir: Path, trace: bool) -> None:
+def child(model: str, work: Path, folder: Path, data_dir: Path, trace: bool, stream: Path | None = None) -> None:
     from mmsearch.ingest.indexer import Progress
     from mmsearch.service import MMSearch
 
@@ -139,9 +139,14 @@ def child(model: str, work: Path, folder: Path, data_dir: Path, trace: bool) -> 
     snaps = []
     stop = threading.Event()
 
+    # Each sample is also written out as it is taken: a run stopped before its end still leaves its curve.
+    out_stream = stream.open("w", buffering=1) if stream else None
+
     def sample() -> None:
         while not stop.wait(0.25):
             samples.append((round(time.perf_counter() - start, 2), done[0], round(_rss_mb(), 1)))
+            if out_stream:
+                out_stream.write(json.dumps(samples[-1]) + "\n")
 
     def progress(p: Progress) -> None:
         done[0] = p.done
@@ -151,6 +156,8 @@ def child(model: str, work: Path, folder: Path, data_dir: Path, trace: bool) -> 
             snaps.append((p.done, tracemalloc.take_snapshot()))
 
     after_load = _rss_mb()
+    if out_stream:
+        out_stream.write(json.dumps({"after_load_mb": round(after_load, 1), "model": model}) + "\n")
     t = threading.Thread(target=sample, daemon=True)
     t.start()
     settings = mut.with_data_dir(data_dir).model_copy(update={"audio": False, "text_export": False})
@@ -182,7 +189,8 @@ def _status_mb(field: str) -> float:
 def run_one(model: str, work: Path, folder: Path, trace: bool, env: dict[str, str]) -> dict:
     data_dir = work / "library"
     shutil.rmtree(data_dir, ignore_errors=True)
-    cmd = [sys.executable, __file__, "--model", model, "--work", str(work), "--child", str(folder), str(data_dir)]
+    cmd = [sys.executable, __file__, "--model", model, "--work", str(work), "--child", str(folder), str(data_dir),
+           "--stream", str(work / f"samples-{folder.name}.jsonl")]
     if trace:
         cmd.append("--tracemalloc")
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
@@ -203,10 +211,16 @@ def main() -> None:
     ap.add_argument("--label", default="")
     ap.add_argument("--out", type=Path, help="append the runs to this JSON file")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--stream", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--partial", type=Path, help="a run stopped before its end: its samples-*.jsonl, appended to "
+                    "--out as an unfinished run")
     ap.add_argument("--clean", action="store_true", help="remove the generated files afterwards")
     args = ap.parse_args()
     if args.child:
-        child(args.model, args.work, Path(args.child[0]), Path(args.child[1]), args.tracemalloc)
+        child(args.model, args.work, Path(args.child[0]), Path(args.child[1]), args.tracemalloc, args.stream)
+        return
+    if args.partial:
+        _append(args.out, [partial_run(args.partial, int(args.files), args.label)])
         return
     env = dict(e.split("=", 1) for e in args.env)
     runs = []
@@ -223,9 +237,23 @@ def main() -> None:
         if args.clean:
             shutil.rmtree(folder, ignore_errors=True)
     if args.out:
-        old = json.loads(args.out.read_text()) if args.out.exists() else {"machine": machine(), "runs": []}
-        old["runs"].extend(runs)
-        args.out.write_text(json.dumps(old, indent=1))
+        _append(args.out, runs)
+
+
+def _append(out: Path, runs: list[dict]) -> None:
+    old = json.loads(out.read_text()) if out.exists() else {"machine": machine(), "runs": []}
+    old["runs"].extend(runs)
+    out.write_text(json.dumps(old, indent=1))
+
+
+def partial_run(stream: Path, files: int, label: str) -> dict:
+    """The run record of a child stopped before its end, from the samples it streamed."""
+    lines = [json.loads(line) for line in stream.read_text().splitlines() if line.strip()]
+    head, samples = lines[0], [tuple(s) for s in lines[1:]]
+    return {"after_load_mb": head["after_load_mb"], "model": head["model"], "label": label, "files": files,
+            "finished": False, "embedded": samples[-1][1], "seconds": samples[-1][0], "samples": samples,
+            "peak_mb": max(s[2] for s in samples), "hwm_mb": max(s[2] for s in samples), "env": {},
+            "others_cpu_share": None}
 
 
 if __name__ == "__main__":

@@ -63,11 +63,13 @@ class Settings(BaseSettings):
     index_roots: str = ""
     export_root: Path | None = None  # where the web app may copy boards; default <data_dir>/exports
     allowed_hosts: str = ""  # more Host header names to accept, comma-separated (a DNS name in front of the server)
-    insecure_no_auth: bool = False
+    insecure_no_auth: bool = False  # allow a non-loopback bind without --auth (anyone on the network can use it)
     # Many users at once: searches the web app runs side by side (they share the model, whose text calls are
     # batched), and how many may wait before new ones are turned away with "too busy" instead of queueing forever.
     web_concurrency: int = Field(default=16, ge=1, le=256)
-    web_queue: int = Field(default=512, ge=1, le=100_000)  # allow a non-loopback bind without --auth (anyone on the network can use it)
+    web_queue: int = Field(default=512, ge=1, le=100_000)
+    # Load the models and the resident vectors as soon as the server listens, not on the first search.
+    warm_up: bool = True
     max_upload_mb: int = Field(default=50, ge=1, le=4096)
     # Model zoo: number format, faster CPU path, hub-only parts, more models per library.
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # auto: fp16/bf16 on a GPU, fp32 on a CPU

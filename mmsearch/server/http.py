@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mmsearch.errors import MMSearchError
 from mmsearch.server.guard import RequestGuard, accepted_hosts, is_loopback
@@ -76,6 +76,7 @@ class Running:
     thread: threading.Thread
     demo: Any
     record: Path | None
+    warming: threading.Thread | None = None  # loading the models ahead of the first search (warm_up_in_background)
 
     def close(self) -> None:
         forget_server(self.record)
@@ -123,6 +124,20 @@ def start(settings: Settings, asgi_app: Any, demo: Any, record_in: Path | None =
         record = remember_server(record_in, url, fingerprint(settings), model_fields(settings),
                                  model_fields(Settings.model_construct()))
     return Running(url, server, thread, demo, record)
+
+
+def warm_up_in_background(service: Any, say: Callable[[Any], None] | None = None) -> threading.Thread:
+    """service.warm_up() in a daemon thread: the server already answers while the models load, and a search
+    arriving meanwhile waits on the same loads instead of starting its own."""
+
+    def run() -> None:
+        done = service.warm_up()
+        if say is not None:
+            say(done)
+
+    thread = threading.Thread(target=run, name="mmsearch-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 # -- where a server listens, for the CLI (server/record.py) -------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 # Importing this module runs mmsearch/ui/__init__.py first, which turns telemetry off before gradio loads.
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,8 @@ import gradio as gr
 from mmsearch.ingest.indexer import Progress
 from mmsearch.query.engine import FusedHit
 from mmsearch.server.api import add_routes
-from mmsearch.server.http import Running, create_app, start
-from mmsearch.service import MMSearch
+from mmsearch.server.http import Running, create_app, start, warm_up_in_background
+from mmsearch.service import MMSearch, WarmUp
 from mmsearch.settings import SAMPLE_LIBRARY, Settings
 from mmsearch.ui.actions import Actions, Found, Indexed
 from mmsearch.ui.api import register_api
@@ -70,6 +71,7 @@ def build_demo(settings: Settings, service: MMSearch | None = None, *, sample_di
                     refresh_btn = gr.Button("Refresh", size="sm", scale=0, min_width=100)
         register_api(actions, default_k, s["image"], sounds["clip"])
         demo.mms_routes = lambda app: add_routes(app, service, actions.renditions, settings)  # /api/v1 beside the UI
+        demo.mms_service = service
 
         def show_state() -> tuple[str, Any]:
             state = actions.library_state()
@@ -214,7 +216,18 @@ def launch(settings: Settings, *, demo: gr.Blocks | None = None, block: bool = T
     demo = demo or build_demo(settings)
     asgi = create_app(settings, demo, launch_options(settings), routes=getattr(demo, "mms_routes", None))
     running = start(settings, asgi, demo, record_in=Path(settings.data_dir).expanduser())
+    service = getattr(demo, "mms_service", None)
+    if settings.warm_up and service is not None:
+        running.warming = warm_up_in_background(service, say=_say_warm if block else None)
     if block:
         print(f"mmsearch is serving on {running.url}", flush=True)
         running.wait()
     return running
+
+
+def _say_warm(done: WarmUp) -> None:
+    if done.state == "ready":
+        print(f"models and vectors loaded in {done.seconds:.1f} s: searches answer at full speed", flush=True)
+    elif done.state == "failed":
+        print(f"warning: loading the models ahead of the first search failed: {done.error}", file=sys.stderr,
+              flush=True)
