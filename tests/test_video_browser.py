@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import pytest
 from PIL import Image
 
 from mmsearch.service import MMSearch
@@ -39,7 +38,9 @@ def test_a_video_result_plays_from_its_moment(page, audio_settings, tmp_path):  
         page.wait_for_function("() => { const v = document.querySelector('#mms-player video');"
                                " return v && v.readyState >= 1; }", timeout=30_000)
         at = page.evaluate("() => document.querySelector('#mms-player video').currentTime")
-        assert at == pytest.approx(start, abs=0.25)  # at the moment, not at the start of the clip
+        # At the moment, not at the start of the clip: it autoplays, so anywhere in the moment's range (a player
+        # opened at 0 would read under a second here).
+        assert start - 0.25 <= at <= end + 0.05, at
         assert "0:04–0:08" in page.locator("#mms-details").inner_text()
         page.locator("#mms-more").get_by_text("More like this moment").click()
         page.locator("#mms-message").get_by_text("more like party.mp4@4").wait_for()
@@ -75,7 +76,7 @@ def test_a_flagged_video_plays_from_its_moment_in_the_review_tab(page, audio_set
         page.wait_for_function("() => { const v = document.querySelector('#mms-r-player video');"
                                " return v && v.readyState >= 1; }", timeout=30_000)
         at = page.evaluate("() => document.querySelector('#mms-r-player video').currentTime")
-        assert at == pytest.approx(3.0, abs=0.25)  # opened at the flagged moment
+        assert 3.0 - 0.25 <= at <= 7.0 + 0.05, at  # opened at the flagged moment (and playing it: autoplay)
         assert "0:04–0:08" in page.locator("#mms-r-table").inner_text()
         assert page.locator(".traceback").count() == 0
 
