@@ -202,7 +202,7 @@ class Queries:
 class Server:
     """`python -m mmsearch serve` on the library, in its own process, as a user starts it."""
 
-    def __init__(self, settings: Settings, log: Path) -> None:
+    def __init__(self, settings: Settings, log: Path, env: dict[str, str] | None = None) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -210,7 +210,7 @@ class Server:
         self.log = log.open("w")
         t = time.perf_counter()
         self.proc = subprocess.Popen([sys.executable, "-m", "mmsearch", "serve", "--port", str(self.port)],
-                                     cwd=ROOT, env=env_of(settings), stdout=self.log, stderr=subprocess.STDOUT)
+                                     cwd=ROOT, env=env_of(settings, **(env or {})), stdout=self.log, stderr=subprocess.STDOUT)
         while True:
             if self.proc.poll() is not None:
                 raise SystemExit(f"mmsearch serve exited with {self.proc.returncode}; see {log}")
