@@ -67,15 +67,16 @@ def rows(table, start: int, vectors: np.ndarray) -> pa.Table:  # noqa: ANN001
     return pa.table({f.name: cols[f.name] for f in schema}, schema=schema)
 
 
-def build(data_dir: Path, n: int, queries: np.ndarray | None = None) -> dict:
+def build(data_dir: Path, n: int, queries: np.ndarray | None = None, space: EmbeddingSpace = SPACE) -> dict:
     """Stream n rows into a fresh library. With queries, their float32 exact top-10 is kept as the rows are
-    made (the same vectors the table receives), which saves a full read of the table at 10M (20.9 GB)."""
+    made (the same vectors the table receives), which saves a full read of the table at 10M (20.9 GB).
+    space: the table's embedding space (a model's own, for a server whose text queries must reach it)."""
     marker = data_dir / "bench_rows.json"
     if marker.is_file() and json.loads(marker.read_text()).get("rows") == n:
         return json.loads(marker.read_text())
     shutil.rmtree(data_dir, ignore_errors=True)
     lib = Library(data_dir, create=True)
-    table = lib.table("image", SPACE, create=True)
+    table = lib.table("image", space, create=True)
     c, rng = centres(), np.random.default_rng(1)
     top = TopK(len(queries)) if queries is not None else None
     started = time.perf_counter()

@@ -42,6 +42,17 @@ def table(runs: list[dict]) -> list[str]:
     return lines
 
 
+def _band(run: dict, bins: int = 100) -> tuple[list[float], list[float], list[float]]:
+    """Per 1 % of the files: the lowest and highest RSS sampled (the forward passes are the spikes)."""
+    lo: dict[int, float] = {}
+    hi: dict[int, float] = {}
+    for _, done, mb in run["samples"]:
+        b = min(bins - 1, int(bins * done / max(run["files"], 1)))
+        lo[b], hi[b] = min(lo.get(b, mb), mb), max(hi.get(b, mb), mb)
+    keys = sorted(hi)
+    return [(b + 0.5) / bins for b in keys], [lo[b] for b in keys], [hi[b] for b in keys]
+
+
 def plot(runs: list[dict], png: Path) -> None:
     import matplotlib
 
@@ -50,12 +61,13 @@ def plot(runs: list[dict], png: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for r in runs:
-        done = [d / max(r["files"], 1) for _, d, _ in r["samples"]]
-        ax.plot(done, [m for _, _, m in r["samples"]], label=f"{r['model']}, {r['files']:,} files, {r['label']}")
+        x, lo, hi = _band(r)
+        line, = ax.plot(x, hi, label=f"{r['model']}, {r['files']:,} files, {r['label']}: highest per 1 %")
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
     ax.axhline(2048, color="red", linestyle="--", linewidth=1, label="2 GB")
     ax.set_xlabel("fraction of the files indexed")
     ax.set_ylabel("RSS (MB)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, title="band: lowest to highest sample in each 1 % of the files", title_fontsize=7)
     fig.tight_layout()
     fig.savefig(png, dpi=90)
 
