@@ -10,6 +10,7 @@ from typing import Iterator
 
 from mmsearch.service import MMSearch
 from mmsearch.settings import Settings
+from mmsearch.ui.present import status_markdown
 from test_ui import free_port
 
 
@@ -49,6 +50,7 @@ def test_the_model_and_vectors_are_loaded_before_anyone_searches(settings: Setti
         assert resident_tables(service) == [t.name for t in service.library().tables("image")]
         warm = get(url + "api/v1/status")["warm_up"]
         assert warm["state"] == "ready" and warm["error"] is None and warm["seconds"] > 0
+        assert "Search models loaded" in status_markdown(service.status())  # the Library tab says so
         loads = []
         service.encoder._load = lambda: loads.append(1)  # the first search must not load anything again
         found = get(url + "api/v1/search?q=a+photo&k=3")
@@ -76,6 +78,8 @@ def test_a_model_that_cannot_load_is_reported_and_the_server_still_answers(
         running.warming.join(120)
         warm = get(url + "api/v1/status")["warm_up"]
         assert warm["state"] == "failed" and "weights" in warm["error"] and str(broken) in warm["error"], warm
+        shown = status_markdown(service.status())  # the Library tab tells why before anyone searches
+        assert "could not be loaded" in shown and "weights" in shown
         answer = get(url + "api/v1/search?q=cats&k=3")  # the search says the same, and the server is up
         assert not answer["ok"] and "weights" in answer["message"]
 

@@ -82,7 +82,22 @@ def status_markdown(status: dict | None) -> str:
         noun = {"audio": "sounds", "video": "video moments"}.get(t["modality"], f"{t['modality']}s")
         lines.append(f"- **{t['rows']:,}** {noun} · {t['encoder']} `{t['model']}` "
                      f"({_escape(t['weights'])}, {t['dim']}-d)")
+    warm = _warm_line(status.get("warm_up") or {})
+    if warm:
+        lines += ["", warm]
     return "\n".join(lines)
+
+
+def _warm_line(warm: dict) -> str:
+    """What the server's warm-up (loading the models ahead of the first search) has come to."""
+    state = warm.get("state")
+    if state == "loading":
+        return "*Loading the search models: a search asked now waits until they are in memory.*"
+    if state == "ready":
+        return f"Search models loaded ({warm['seconds']:.1f} s)."
+    if state == "failed":
+        return f"⚠️ The search models could not be loaded: {one_line(warm.get('error') or '')}"
+    return ""
 
 
 def is_empty(status: dict | None) -> bool:
