@@ -35,14 +35,14 @@ class Gate:
         self.calls: list[int] = []
         snapshot_search = self
 
-        def search_many(q, k, filters=None, rerank=None):
+        def search_many(q, k, filters=None, rerank=None, keep=None):
             snapshot_search.calls.append(len(q))
             if len(snapshot_search.calls) == 1:
                 for _ in range(500):
                     if sum(len(x.waiting) for x in batcher._queues.values()) >= queued:
                         break
                     threading.Event().wait(0.01)
-            return snapshot_search.inner(q, k, filters, rerank)
+            return snapshot_search.inner(q, k, filters, rerank, keep)
 
         object.__setattr__(snapshot, "search_many", search_many)
 
@@ -106,14 +106,14 @@ def test_a_failing_scan_reaches_every_stacked_caller_and_the_next_scan_runs(tabl
     inner = snap.search_many
     calls = []
 
-    def broken(q, k, filters=None, rerank=None):
+    def broken(q, k, filters=None, rerank=None, keep=None):
         calls.append(len(q))
         if len(calls) == 1:
             for _ in range(500):
                 if sum(len(x.waiting) for x in vs.batcher._queues.values()) >= 3:
                     break
                 threading.Event().wait(0.01)
-            return inner(q, k, filters, rerank)
+            return inner(q, k, filters, rerank, keep)
         raise RuntimeError("disk gone")
 
     object.__setattr__(snap, "search_many", broken)

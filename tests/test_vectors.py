@@ -499,3 +499,52 @@ def test_the_binary_shortlist_grows_with_the_rows_searched(tmp_path, monkeypatch
     assert (rows[-1], asked[-1]) == (1000, 1000)  # factor 1002 at 10x the threshold, not 200: the whole table
     search.search(table, vectors[0], 1, build_filters(table.schema, [], "/lib/a"))
     assert rows[-1] == 50  # the rows the filter leaves, not the table's
+
+
+class VectorsByText:
+    """A text 'q<i>' means the i-th query vector given: the engine's text path with answers known exactly."""
+
+    def __init__(self, queries: np.ndarray) -> None:
+        from mmsearch.encoders import Encoder
+
+        class _Enc(Encoder):
+            name = "by-text"
+            modalities = frozenset({"text"})
+            space = SPACE
+
+            def _load(self) -> None: ...
+
+            def _unload(self) -> None: ...
+
+            def encode_text(self, texts):
+                return np.stack([queries[int(t[1:])] for t in texts])
+
+        self.encoder = _Enc()
+
+
+@pytest.mark.parametrize("kind", ["binary", "int8"])
+def test_the_engine_rescores_for_the_answer_it_shows_not_its_fusion_shortlist(tmp_path, monkeypatch, kind):
+    """The engine asks each table for a fusion shortlist (100) to show k (10). A compressed copy rescores
+    k x its factor rows from disk for that (10,020 at 10M binary rows), not shortlist x factor (100,200, which
+    took ~12 s a query at 10M rows): and the k shown are still float32 exact's top k."""
+    from mmsearch.query.engine import QueryEngine
+    from mmsearch.query.parts import QueryOptions, QueryPart
+    from mmsearch.search import resident
+
+    lib = Library(tmp_path / "lib")
+    vectors = clustered(3000, seed=11)
+    table = table_of(lib, vectors)
+    paths = [f"/lib/r{i:05d}.jpg" for i in range(len(vectors))]
+    queries = unit(vectors[[5, 900, 2400]] + 0.05 * np.random.default_rng(3).standard_normal((3, DIM)))
+    asked = []
+    real = resident.Snapshot._shortlist
+    monkeypatch.setattr(resident.Snapshot, "_shortlist",
+                        lambda self, q, keeps, short: asked.append(short) or real(self, q, keeps, short))
+    engine = QueryEngine(lib, [VectorsByText(queries).encoder], searcher(kind))
+    factor = Codec(kind, DIM).rerank
+    for j, q in enumerate(queries):
+        answer = engine.run([QueryPart("text", f"q{j}")], QueryOptions(k=5, shortlist=100, targets=("image",)))
+        assert [h.result.path for h in answer.hits] == exact_top(vectors, paths, q, 5)
+        # sized for the 5 shown (binary 1,000 rows; int8 5 x 10 = 50, so the 100 the engine asks for), never
+        # for the whole shortlist (binary: the whole 3,000-row table; int8: 1,000)
+        assert asked[-1] == max(100, 5 * factor) < min(len(vectors), 100 * factor)

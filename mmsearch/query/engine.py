@@ -205,8 +205,9 @@ class QueryEngine:
         def vector_job(group: list[_Route]) -> list[list[tuple[dict, float]]]:
             table = group[0].table
             # With rerank on, the shortlist comes cheap (quantised scores) and is rescored exactly below.
+            # The shortlist feeds fusion; the answer keeps k: a compressed copy rescores enough rows for those.
             return self.vectors.search_many(table, [r.vector for r in group], options.shortlist,
-                                            filters[table.name], approximate=options.rerank)
+                                            filters[table.name], approximate=options.rerank, keep=options.k)
 
         def keyword_job(route: _Route) -> list[list[tuple[dict, float]]]:
             found: dict[str, dict] = {}

@@ -54,8 +54,8 @@ class ScanBatcher:
         self.scans = 0  # search_many calls made, for tests and benchmarks
 
     def search_many(self, snapshot: "Snapshot", vectors: np.ndarray, k: int, filters: Filters | None,
-                    rerank: int | None) -> list[list[tuple[dict, float]]]:
-        key = (id(snapshot), (filters.sql() or "") if filters else "", k, rerank)
+                    rerank: int | None, keep: int | None = None) -> list[list[tuple[dict, float]]]:
+        key = (id(snapshot), (filters.sql() or "") if filters else "", k, rerank, keep)
         req = _Request(np.asarray(vectors, np.float32))
         with self._lock:
             queue = self._queues.get(key)
@@ -67,13 +67,14 @@ class ScanBatcher:
         if not req.lead:
             req.done.wait()
         if req.lead:  # led from the start, or handed the lead by the scan before
-            self._lead(key, queue, k, filters, rerank)
+            self._lead(key, queue, k, filters, rerank, keep)
         if req.error is not None:
             raise req.error
         assert req.result is not None
         return req.result
 
-    def _lead(self, key: tuple, queue: _Queue, k: int, filters: Filters | None, rerank: int | None) -> None:
+    def _lead(self, key: tuple, queue: _Queue, k: int, filters: Filters | None, rerank: int | None,
+              keep: int | None) -> None:
         with self._lock:
             batch, size = [], 0
             while queue.waiting and (not batch or size + len(queue.waiting[0].vectors) <= self.max_batch):
@@ -82,7 +83,7 @@ class ScanBatcher:
                 size += len(req.vectors)
         try:
             self.scans += 1
-            found = queue.snapshot.search_many(np.concatenate([r.vectors for r in batch]), k, filters, rerank)
+            found = queue.snapshot.search_many(np.concatenate([r.vectors for r in batch]), k, filters, rerank, keep)
             start = 0
             for req in batch:
                 req.result = found[start:start + len(req.vectors)]

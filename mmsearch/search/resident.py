@@ -32,6 +32,10 @@ META_ROWS = 250_000  # up to this many rows, metadata stays in memory too: filte
 MERGE_RATIO = 4
 _MAX_FILTER_MASKS = 8
 _MAX_RECENT = 20_000
+# Rows read and encoded at a time while loading. Each batch lives a few times over while it is encoded (the
+# float32 rows, binary's residuals and their sign bits): 131,072 rows of 512-d took a 10M-row load ~1 GB above
+# its resident codes (bench/results/vectors_10m.md: 2,436 MB peak, 1,370 after); 16,384 rows is ~32 MB a batch.
+LOAD_BATCH_ROWS = 16_384
 
 
 def path_hashes(paths: list[str]) -> np.ndarray:
@@ -152,14 +156,20 @@ class Snapshot:
 
     # -- search ---------------------------------------------------------------------------------
     def search_many(self, queries: np.ndarray, k: int, filters: Filters | None = None,
-                    rerank: int | None = None) -> list[list[tuple[dict, float]]]:
+                    rerank: int | None = None, keep: int | None = None) -> list[list[tuple[dict, float]]]:
+        """The k nearest rows of each query, with exact cosines. keep: how many of them the caller will
+        finally show (the query engine asks for a fusion shortlist of 100 to show 10): the rescored shortlist
+        is sized for those, `keep` x the codec's factor, so their recall is the codec's measured one; the
+        rows ranked below them are the best of that shortlist. None: all k."""
         q = np.asarray(queries, np.float32).reshape(len(queries), -1)
         keeps = self._keep(filters)
         total = int(sum(m.sum() for m in keeps))
         k = min(k, total)
         if k <= 0:
             return [[] for _ in range(len(q))]
-        short = k if self.codec.exact else min(total, k * max(1, rerank or self.codec.rerank_for(total)))
+        wanted = k if keep is None else max(1, min(k, keep))
+        factor = max(1, rerank or self.codec.rerank_for(total))
+        short = k if self.codec.exact else min(total, max(k, wanted * factor))
         ids, scores = self._shortlist(q, keeps, short)
         if not self.codec.exact:
             ids, scores = self._rescore(q, ids)
@@ -403,7 +413,7 @@ class ResidentIndex:
         codes = row_ids = hashes = None
         metas: list[pa.RecordBatch] = []
         pos = 0
-        for batch in pinned.rows_after(after, columns):
+        for batch in pinned.rows_after(after, columns, LOAD_BATCH_ROWS):
             vecs = _vectors(batch.column(batch.schema.get_field_index("vector")))
             if codec is None:
                 codec = Codec.fit(kind[0], vecs, kind[1])

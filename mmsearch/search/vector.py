@@ -54,10 +54,11 @@ class VectorSearch:
         return not self.uses_ann(table) and not self.one_shot
 
     def search_many(self, table: SpaceTable, vectors: list[np.ndarray], n: int, filters: Filters | None = None,
-                    approximate: bool = False) -> list[list[tuple[dict, float]]]:
-        """One result list per vector; below the ANN threshold they share one pass over the resident codes."""
+                    approximate: bool = False, keep: int | None = None) -> list[list[tuple[dict, float]]]:
+        """One result list per vector; below the ANN threshold they share one pass over the resident codes.
+        keep: how many of the n the caller will show (Snapshot.search_many sizes the rescoring for those)."""
         if self._resident_path(table):
-            return self.batcher.search_many(self.snapshot(table), np.stack(vectors), n, filters, self.rerank)
+            return self.batcher.search_many(self.snapshot(table), np.stack(vectors), n, filters, self.rerank, keep)
         return [self.search(table, v, n, filters, approximate) for v in vectors]
 
     def search(self, table: SpaceTable, vector: np.ndarray, n: int, filters: Filters | None = None,
