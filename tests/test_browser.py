@@ -38,6 +38,22 @@ def page():
             browser.close()
 
 
+def open_accordion(page, title: str, inside: str, tries: int = 3) -> None:
+    """Click an accordion's title until `inside` (a selector within it) is on the page. A click that lands
+    while a loaded 2-core machine is still rendering the tab can leave the accordion shut (seen once in a full
+    run); waiting on what it holds, and clicking again, makes the test depend on the result, not the timing."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(tries):
+        page.get_by_text(title).click()
+        try:
+            page.locator(inside).first.wait_for(state="attached", timeout=TIMEOUT_MS // tries)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"the accordion {title!r} did not open: {inside} never appeared")
+
+
 def thumbnails(page):
     return page.locator("#mms-gallery button.thumbnail-item img")
 

@@ -15,7 +15,7 @@ import pytest
 
 from mmsearch.workflows.catalog import CatalogIndexer
 from tests.audio_support import tiny_clap_dir  # noqa: F401 - the session fixture
-from tests.test_browser import page, pytestmark, served  # noqa: F401 - the system Chromium, or skipped
+from tests.test_browser import open_accordion, page, pytestmark, served  # noqa: F401 - the system Chromium, or skipped
 from tests.test_uploads import (
     HINTS, IMAGES, SOUNDS, Hostile, upload_library, upload_settings, write_hostile, write_hour,
 )
@@ -143,7 +143,7 @@ def test_catalog_tab_product_photo(page, app) -> None:  # noqa: F811
 def test_review_tab_known_bad_image(page, app) -> None:  # noqa: F811
     url, root = app
     open_tab(page, url, "Review")
-    page.get_by_text("Copies and near-duplicates").click()
+    open_accordion(page, "Copies and near-duplicates", "#mms-r-bad input[type=file]")
     for path, item in files_for(root, "review", IMAGES):
         put(page, "mms-r-bad", path)
         page.click("#mms-r-copies")

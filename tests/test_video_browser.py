@@ -7,7 +7,7 @@ from PIL import Image
 
 from mmsearch.service import MMSearch
 from tests.audio_support import audio_settings, tiny_clap_dir  # noqa: F401
-from tests.test_browser import page, pytestmark, served  # noqa: F401  (the system Chromium, or skipped)
+from tests.test_browser import open_accordion, page, pytestmark, served  # noqa: F401  (the system Chromium, or skipped)
 from tests.video_support import photo, two_scenes, write_video
 
 
@@ -131,7 +131,7 @@ def test_the_review_tab_finds_copies_of_an_uploaded_clip_and_clusters_videos(pag
     with served(settings, service) as url:
         page.goto(url)
         page.get_by_role("tab", name="Review").click()
-        page.get_by_text("Copies and near-duplicates").click()
+        open_accordion(page, "Copies and near-duplicates", "#mms-r-bad-clip input[type=file]")
         page.locator("#mms-r-bad-clip input[type=file]").set_input_files(str(clip))
         page.locator("#mms-r-bad-clip").get_by_text("bad.mp4").first.wait_for()
         page.click("#mms-r-copies")
