@@ -245,9 +245,9 @@ class MMSearch:
 
     def warm_up(self) -> WarmUp:
         """Load the library's models and its resident vectors by running one text query through the path every
-        search takes, so the first person to search does not wait for the loads (16 s for ViT-B-32 on 2 cores).
-        Skipped while nothing is indexed: the indexer loads the model itself. Never raises: the outcome is kept
-        in `self.warmth` and shown by status()."""
+        search takes, so the first person to search does not wait for the loads (8.4-8.6 s at 100k rows with
+        ViT-B-32 on 2 cores, bench/results/first_search.md). Skipped while nothing is indexed: the indexer loads
+        the model itself. Never raises: the outcome is kept in `self.warmth` and shown by status()."""
         self.warmth = WarmUp("loading")
         started = time.perf_counter()
         outcome = WarmUp("ready")
